@@ -1,0 +1,319 @@
+//! `nutshell doctor`: what this machine can do, and so which chapters can run on it.
+//!
+//! Each check *tries* the feature where it can rather than guessing from version numbers:
+//! a namespace counts as available when a forked child manages to unshare(2) it, overlayfs
+//! when a child mounts one in a private mount namespace. The probes run in children so the
+//! doctor itself never changes namespace, and leave nothing behind.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{MsFlags, mount};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Gid, Uid, fork, setgroups, setresgid, setresuid};
+
+use crate::cgroups::layout::detect_host;
+use crate::cgroups::{CgroupLayout, CgroupVersion};
+use crate::chapters::{CHAPTERS, Chapter, Need};
+use crate::image::{DEFAULT_IMAGE, Image, ImageStore};
+use crate::namespaces::Namespace;
+
+/// The answer of one probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// The feature worked.
+    Works,
+    /// The feature was tried and failed, with the reason.
+    Fails(String),
+}
+
+impl Probe {
+    fn works(&self) -> bool {
+        *self == Probe::Works
+    }
+}
+
+/// Everything the doctor found out.
+#[derive(Debug)]
+pub struct HostReport {
+    /// The effective uid.
+    pub euid: u32,
+    /// `uname -srm`.
+    pub kernel: String,
+    /// Whether each namespace could be created.
+    pub namespaces: Vec<(Namespace, Probe)>,
+    /// The cgroup layout, or why it could not be read.
+    pub cgroups: Result<CgroupLayout, String>,
+    /// Whether an overlay could be mounted.
+    pub overlay: Probe,
+    /// Whether an unprivileged user could create a user namespace.
+    pub unprivileged_userns: Probe,
+    /// The default image, if built (or why it cannot be read).
+    pub default_image: Result<Option<Image>, String>,
+    /// Where the default image lives or will live.
+    pub default_image_dir: PathBuf,
+}
+
+/// Run every check. `proc_dir` is normally `/proc`; `data_dir` is where images live.
+pub fn examine(proc_dir: &Path, data_dir: &Path) -> HostReport {
+    let euid = nix::unistd::geteuid().as_raw();
+    let store = ImageStore::new(data_dir);
+    HostReport {
+        euid,
+        kernel: kernel_version(),
+        namespaces: Namespace::ALL
+            .iter()
+            .map(|ns| (*ns, probe_in_child(|| unshare(ns.clone_flag()))))
+            .collect(),
+        cgroups: detect_host(proc_dir).map_err(|e| e.to_string()),
+        overlay: probe_overlay(proc_dir),
+        unprivileged_userns: probe_unprivileged_userns(euid),
+        default_image: store.open(DEFAULT_IMAGE).map_err(|e| e.to_string()),
+        default_image_dir: store.image_dir(DEFAULT_IMAGE),
+    }
+}
+
+fn kernel_version() -> String {
+    match nix::sys::utsname::uname() {
+        Ok(u) => format!(
+            "{} {} ({})",
+            u.sysname().to_string_lossy(),
+            u.release().to_string_lossy(),
+            u.machine().to_string_lossy()
+        ),
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
+fn unshare(flags: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: plain syscall; runs only in a forked child.
+    Errno::result(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+/// Run `probe` in a forked child, so whatever it changes (its namespaces, its uid) dies
+/// with the child. The child reports the errno as its exit code.
+fn probe_in_child(probe: impl FnOnce() -> Result<(), Errno>) -> Probe {
+    // SAFETY: the child only makes syscalls and leaves with _exit.
+    match unsafe { fork() } {
+        Err(e) => Probe::Fails(format!("fork: {e}")),
+        Ok(ForkResult::Child) => {
+            let code = match probe() {
+                Ok(()) => 0,
+                Err(errno) => errno as i32,
+            };
+            // SAFETY: ends only this forked child.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(ForkResult::Parent { child }) => match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, 0)) => Probe::Works,
+            Ok(WaitStatus::Exited(_, code)) => Probe::Fails(Errno::from_raw(code).to_string()),
+            Ok(other) => Probe::Fails(format!("probe ended as {other:?}")),
+            Err(e) => Probe::Fails(format!("waitpid: {e}")),
+        },
+    }
+}
+
+/// Mount a real overlay in a child's private mount namespace, write through it, and see
+/// the write land in the upper directory.
+fn probe_overlay(proc_dir: &Path) -> Probe {
+    let listed = fs::read_to_string(proc_dir.join("filesystems"))
+        .map(|text| {
+            text.lines()
+                .any(|l| l.split_whitespace().last() == Some("overlay"))
+        })
+        .unwrap_or(false);
+    if !listed {
+        return Probe::Fails("overlay is not in /proc/filesystems (modprobe overlay)".to_string());
+    }
+    let scratch = match tempfile::Builder::new()
+        .prefix("nutshell-doctor-")
+        .tempdir()
+    {
+        Ok(dir) => dir,
+        Err(e) => return Probe::Fails(format!("make a scratch directory: {e}")),
+    };
+    let dir = scratch.path();
+    for sub in ["lower", "upper", "work", "merged"] {
+        if let Err(e) = fs::create_dir(dir.join(sub)) {
+            return Probe::Fails(format!("make {}: {e}", dir.join(sub).display()));
+        }
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        dir.join("lower").display(),
+        dir.join("upper").display(),
+        dir.join("work").display()
+    );
+    let merged = dir.join("merged");
+    let probe = probe_in_child(|| {
+        unshare(libc::CLONE_NEWNS)?;
+        // Cut propagation first, so the test mount can never appear on the host.
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )?;
+        mount(
+            Some("overlay"),
+            &merged,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(options.as_str()),
+        )?;
+        fs::write(merged.join("probe"), b"copy-on-write")
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    });
+    match probe {
+        Probe::Works if !dir.join("upper/probe").exists() => Probe::Fails(
+            "the write through the overlay did not reach the upper directory".to_string(),
+        ),
+        other => other,
+    }
+}
+
+/// Whether a user without privileges can create a user namespace. As root we check it
+/// for real, by becoming `nobody` in a child first.
+fn probe_unprivileged_userns(euid: u32) -> Probe {
+    probe_in_child(|| {
+        if euid == 0 {
+            let nobody = 65534;
+            setgroups(&[])?;
+            setresgid(
+                Gid::from_raw(nobody),
+                Gid::from_raw(nobody),
+                Gid::from_raw(nobody),
+            )?;
+            setresuid(
+                Uid::from_raw(nobody),
+                Uid::from_raw(nobody),
+                Uid::from_raw(nobody),
+            )?;
+        }
+        unshare(libc::CLONE_NEWUSER)
+    })
+}
+
+/// Whether the host meets `need`, and if not, why.
+pub fn check(report: &HostReport, need: Need) -> Result<(), String> {
+    match need {
+        Need::Root if report.euid == 0 => Ok(()),
+        Need::Root => Err("root".to_string()),
+        Need::Namespace(ns) => match report.namespaces.iter().find(|(n, _)| *n == ns) {
+            Some((_, Probe::Works)) => Ok(()),
+            _ => Err(format!("{ns} namespace")),
+        },
+        Need::CgroupController(name) => match &report.cgroups {
+            Ok(layout) if layout.mount_for(name).is_some() => Ok(()),
+            _ => Err(format!("cgroup {name} controller")),
+        },
+        Need::Overlay if report.overlay.works() => Ok(()),
+        Need::Overlay => Err("overlayfs".to_string()),
+        Need::UnprivilegedUserns if report.unprivileged_userns.works() => Ok(()),
+        Need::UnprivilegedUserns => Err("unprivileged user namespaces".to_string()),
+    }
+}
+
+/// What the doctor says about one chapter.
+pub fn chapter_verdict(report: &HostReport, chapter: &Chapter) -> String {
+    let missing: Vec<String> = chapter
+        .all_needs()
+        .into_iter()
+        .filter_map(|need| check(report, need).err())
+        .collect();
+    match (chapter.written, missing.is_empty()) {
+        (true, true) => "ready".to_string(),
+        (true, false) => format!("cannot run here: needs {}", missing.join(", ")),
+        (false, true) => "not written yet (this machine could run it)".to_string(),
+        (false, false) => format!("not written yet (would need {})", missing.join(", ")),
+    }
+}
+
+fn yes_no(probe: &Probe) -> String {
+    match probe {
+        Probe::Works => "yes".to_string(),
+        Probe::Fails(why) => format!("no ({why})"),
+    }
+}
+
+/// The report as the reader sees it.
+pub fn render(report: &HostReport) -> String {
+    let mut out = String::new();
+    let root = if report.euid == 0 {
+        "yes".to_string()
+    } else {
+        format!(
+            "no (euid {}): most chapters need root; run `sudo nutshell doctor` to see what root could do",
+            report.euid
+        )
+    };
+    let _ = writeln!(out, "nutshell doctor: what this machine can do\n");
+    let _ = writeln!(out, "  {:<28}{root}", "running as root");
+    let _ = writeln!(out, "  {:<28}{}", "kernel", report.kernel);
+    let _ = writeln!(out, "  namespaces (unshare(2) in a child):");
+    for (ns, probe) in &report.namespaces {
+        let _ = writeln!(out, "    {:<26}{}", ns.to_string(), yes_no(probe));
+    }
+    match &report.cgroups {
+        Ok(layout) => {
+            let _ = writeln!(out, "  {:<28}{}", "cgroups", layout.layout);
+            for m in &layout.mounts {
+                let controllers = if m.controllers.is_empty() {
+                    "(no controllers)".to_string()
+                } else {
+                    m.controllers.join(", ")
+                };
+                let version = match m.version {
+                    CgroupVersion::V1 => "v1",
+                    CgroupVersion::V2 => "v2",
+                };
+                let _ = writeln!(
+                    out,
+                    "    {version:<4}{:<22}{controllers}",
+                    m.mount_point.display().to_string()
+                );
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(out, "  {:<28}unknown ({e})", "cgroups");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  {:<28}{}",
+        "overlayfs mount",
+        yes_no(&report.overlay)
+    );
+    let _ = writeln!(
+        out,
+        "  {:<28}{}",
+        "unprivileged user ns",
+        yes_no(&report.unprivileged_userns)
+    );
+    let image = match &report.default_image {
+        Ok(Some(image)) => format!(
+            "{} (from {})",
+            image.rootfs.display(),
+            image.manifest.source
+        ),
+        Ok(None) => format!(
+            "not built yet: `nutshell image default` builds it in {} (chapters also build it on first run)",
+            report.default_image_dir.display()
+        ),
+        Err(e) => e.clone(),
+    };
+    let _ = writeln!(out, "  {:<28}{image}", "default image");
+    let _ = writeln!(out, "\nchapters:");
+    for chapter in CHAPTERS {
+        let _ = writeln!(
+            out,
+            "  {:<18}{}",
+            chapter.bin,
+            chapter_verdict(report, chapter)
+        );
+    }
+    out
+}

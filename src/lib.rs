@@ -1,0 +1,27 @@
+//! # nutshell: containers in a nutshell
+//!
+//! A container runtime built one kernel feature at a time. Each chapter of the book adds
+//! one module here and one binary in `chapters/`; the binary is a thin walk through the
+//! library calls the chapter explains.
+//!
+//! | module | what it holds | introduced by |
+//! |---|---|---|
+//! | [`rootfs`] | checking a root filesystem, chroot, the chroot escape | ch01-chroot |
+//! | [`process`] | fork, named preparation steps, exec, exit status | ch01-chroot |
+//! | [`image`] | the image store and the default image, built offline | ch01-chroot |
+//! | [`store`] | where nutshell writes: the data directory | ch01-chroot |
+//! | [`namespaces`] | the eight namespace kinds and their clone flags | `nutshell doctor`; ch02–ch08 use them |
+//! | [`cgroups`] | cgroup layout detection (v1, v2, hybrid) | `nutshell doctor`; ch05-cgroups |
+//! | [`chapters`] | the chapter map and what each chapter needs | `nutshell doctor` |
+//! | [`doctor`] | probing what this machine can do | `nutshell doctor` |
+//! | [`cli`] | the flags and error printing every chapter binary shares | ch01-chroot |
+
+pub mod cgroups;
+pub mod chapters;
+pub mod cli;
+pub mod doctor;
+pub mod image;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod store;

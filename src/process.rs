@@ -1,0 +1,340 @@
+//! Starting the container's process: fork, prepare, exec, wait.
+//!
+//! Every chapter runs its container the same way. The parent forks; the child runs a list
+//! of named preparation steps (chapter 1 has one: enter the new root) and then execs the
+//! command. The child cannot print its own errors reliably (its stdout may be the
+//! container's), so it reports a failed step over a pipe whose write end is close-on-exec:
+//! if exec succeeds the kernel closes the pipe and the parent reads nothing, if any step or
+//! exec itself fails the parent reads which one and the errno. runc and youki use the same
+//! trick for their "exec failed" errors.
+//!
+//! Introduced in chapter 1; later chapters add steps (new namespaces, the PID 1 init).
+//!
+//! See also [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html),
+//! [execve(2)](https://man7.org/linux/man-pages/man2/execve.2.html),
+//! [waitpid(2)](https://man7.org/linux/man-pages/man2/waitpid.2.html),
+//! [pipe(2)](https://man7.org/linux/man-pages/man2/pipe.2.html).
+
+use std::ffi::{CString, NulError};
+use std::fmt;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, execve, fork, pipe2};
+
+/// The `PATH` a container's command is resolved against, as runc and Docker set it.
+pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Errors from starting or waiting for a container process.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The command line was empty.
+    #[error("no command to run")]
+    EmptyCommand,
+    /// An argument contained a NUL byte, which execve(2) cannot pass.
+    #[error("argument {0:?} contains a NUL byte")]
+    NulInArgument(String, #[source] NulError),
+    /// pipe2(2) for the error channel failed.
+    #[error("create the child's error pipe: {0}")]
+    Pipe(#[source] Errno),
+    /// fork(2) failed.
+    #[error("fork the container process: {0}")]
+    Fork(#[source] Errno),
+    /// waitpid(2) failed.
+    #[error("wait for process {pid}: {source}")]
+    Wait {
+        /// The process waited for.
+        pid: Pid,
+        /// The errno.
+        #[source]
+        source: Errno,
+    },
+    /// A preparation step or exec failed in the child.
+    #[error("{step} failed in the container process: {errno}")]
+    ChildStep {
+        /// Which step failed, as named by the caller (or `exec COMMAND`).
+        step: String,
+        /// The errno the step returned.
+        errno: Errno,
+    },
+}
+
+/// One thing the child does between fork and exec, named so a failure says which.
+pub struct Step<'a> {
+    /// What the step does, shown in errors: `chroot into /var/lib/nutshell/...`.
+    pub name: String,
+    /// The work; runs in the forked child only.
+    pub run: Box<dyn FnOnce() -> Result<(), Errno> + 'a>,
+}
+
+impl<'a> Step<'a> {
+    /// A named step.
+    pub fn new(name: impl Into<String>, run: impl FnOnce() -> Result<(), Errno> + 'a) -> Self {
+        Step {
+            name: name.into(),
+            run: Box::new(run),
+        }
+    }
+}
+
+/// How a container process ended, in the shell's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It called exit with this code.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+}
+
+impl Exit {
+    /// The status a shell reports: the exit code, or 128 + the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(code) => code,
+            Exit::Signal(signal) => 128 + signal,
+        }
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::Code(code) => write!(f, "exited with code {code}"),
+            Exit::Signal(signal) => write!(f, "killed by signal {signal}"),
+        }
+    }
+}
+
+/// A started container process.
+#[derive(Debug)]
+pub struct Child {
+    pid: Pid,
+}
+
+impl Child {
+    /// The process id, as the host sees it.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Wait until the process ends and say how.
+    pub fn wait(self) -> Result<Exit, ProcessError> {
+        loop {
+            match waitpid(self.pid, None) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(Exit::Code(code)),
+                Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(Exit::Signal(signal as i32)),
+                Ok(_) => continue,
+                Err(Errno::EINTR) => continue,
+                Err(source) => {
+                    return Err(ProcessError::Wait {
+                        pid: self.pid,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The environment a container's command starts with: a fixed `PATH` and `HOME`, and the
+/// host's `TERM` so that interactive tools draw correctly. Nothing else leaks in.
+pub fn container_env() -> Vec<CString> {
+    let path = format!("PATH={CONTAINER_PATH}");
+    let term = std::env::var("TERM")
+        .ok()
+        .map(|term| format!("TERM={term}"));
+    [Some(path), Some("HOME=/root".to_string()), term]
+        .into_iter()
+        .flatten()
+        .filter_map(|var| CString::new(var).ok())
+        .collect()
+}
+
+/// Fork a child that runs `steps` in order and then execs `argv` (resolved against
+/// [`CONTAINER_PATH`] inside whatever root the steps entered). Returns once the child has
+/// exec'd, or with the step that failed; a child that failed has been reaped.
+pub fn spawn(steps: Vec<Step<'_>>, argv: &[String]) -> Result<Child, ProcessError> {
+    let program = argv.first().ok_or(ProcessError::EmptyCommand)?;
+    let args = argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).map_err(|e| ProcessError::NulInArgument(a.clone(), e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = container_env();
+    fork_child(steps, |report| {
+        let errno = exec_in_path(program, &args, &env);
+        report_failure(report, &format!("exec {program}"), errno);
+        127
+    })
+}
+
+/// Like [`spawn`], but after the steps the child runs `body` instead of a command and
+/// exits with the code it returns. Chapter 1's escape runs this way: it is code the
+/// reader can read, not a program in the image.
+pub fn spawn_fn(steps: Vec<Step<'_>>, body: impl FnOnce() -> i32) -> Result<Child, ProcessError> {
+    fork_child(steps, |report| {
+        drop(report);
+        let code = body();
+        let _ = std::io::stdout().flush();
+        code
+    })
+}
+
+/// Fork; in the child run `steps`, then `then`, and exit with the code it returns. The
+/// parent waits until the report pipe closes (on exec, or when `then` drops it) to learn
+/// whether a step failed.
+fn fork_child(
+    steps: Vec<Step<'_>>,
+    then: impl FnOnce(OwnedFd) -> i32,
+) -> Result<Child, ProcessError> {
+    let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC).map_err(ProcessError::Pipe)?;
+
+    // Whatever the parent buffered would otherwise be printed twice, once by each process.
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+
+    // SAFETY: the chapter binaries are single-threaded. In a multi-threaded caller (a
+    // test) the child runs only the steps and exec or the body, and leaves with _exit.
+    match unsafe { fork() }.map_err(ProcessError::Fork)? {
+        ForkResult::Child => {
+            drop(report_read);
+            let code = match steps
+                .into_iter()
+                .try_for_each(|step| (step.run)().map_err(|errno| (step.name, errno)))
+            {
+                Ok(()) => then(report_write),
+                Err((name, errno)) => {
+                    report_failure(report_write, &name, errno);
+                    127
+                }
+            };
+            // _exit, not exit: the child must not run the parent's atexit handlers or
+            // flush its copies of the parent's stdio buffers.
+            // SAFETY: _exit is async-signal-safe and ends only this forked process.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(report_write);
+            let child = Child { pid: child };
+            match read_failure(report_read) {
+                None => Ok(child),
+                Some((step, errno)) => {
+                    child.wait()?;
+                    Err(ProcessError::ChildStep { step, errno })
+                }
+            }
+        }
+    }
+}
+
+/// execve `program` directly if it contains a `/`, else the first match in
+/// [`CONTAINER_PATH`]: the container's PATH, not the host's, since the lookup happens
+/// inside the container's root. Returns only on failure.
+fn exec_in_path(program: &str, args: &[CString], env: &[CString]) -> Errno {
+    let candidates: Vec<String> = if program.contains('/') {
+        vec![program.to_string()]
+    } else {
+        CONTAINER_PATH
+            .split(':')
+            .map(|dir| format!("{dir}/{program}"))
+            .collect()
+    };
+    let mut last = Errno::ENOENT;
+    for candidate in candidates {
+        let Ok(path) = CString::new(candidate) else {
+            return Errno::EINVAL;
+        };
+        match execve(&path, args, env) {
+            // Keep looking past a directory that lacks the program; any other error
+            // (EACCES, ENOEXEC, a missing ELF interpreter) is the answer.
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => continue,
+            Err(errno) => {
+                last = errno;
+                break;
+            }
+            Ok(never) => match never {},
+        }
+    }
+    last
+}
+
+/// Tell the parent which step failed and with which errno.
+fn report_failure(report: OwnedFd, step: &str, errno: Errno) {
+    let mut message = (errno as i32).to_ne_bytes().to_vec();
+    message.extend_from_slice(step.as_bytes());
+    let _ = std::fs::File::from(report).write_all(&message);
+}
+
+/// Read what the child reported; `None` means the pipe closed on a successful exec.
+fn read_failure(report: OwnedFd) -> Option<(String, Errno)> {
+    let mut message = Vec::new();
+    std::fs::File::from(report).read_to_end(&mut message).ok()?;
+    if message.len() < 4 {
+        return None;
+    }
+    let (errno, step) = message.split_at(4);
+    let errno = i32::from_ne_bytes([errno[0], errno[1], errno[2], errno[3]]);
+    Some((
+        String::from_utf8_lossy(step).into_owned(),
+        Errno::from_raw(errno),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_code_of_a_signal_is_128_plus_the_signal() {
+        assert_eq!(Exit::Signal(9).code(), 137);
+        assert_eq!(Exit::Code(3).code(), 3);
+    }
+
+    #[test]
+    fn container_env_has_the_container_path_not_the_hosts() {
+        let env = container_env();
+        assert_eq!(
+            env[0].to_str().ok(),
+            Some(format!("PATH={CONTAINER_PATH}").as_str())
+        );
+        assert!(env.iter().all(|e| !e.to_bytes().starts_with(b"USER=")));
+    }
+
+    #[test]
+    fn spawn_runs_a_command_and_reports_its_exit_code() {
+        let child = spawn(vec![], &["sh".into(), "-c".into(), "exit 7".into()]).expect("spawn sh");
+        assert_eq!(child.wait().expect("wait"), Exit::Code(7));
+    }
+
+    #[test]
+    fn spawn_names_the_failed_step_and_keeps_its_errno() {
+        let steps = vec![Step::new("enter the new root", || Err(Errno::EPERM))];
+        let err = spawn(steps, &["true".into()]).expect_err("the step fails");
+        assert_eq!(
+            err.to_string(),
+            "enter the new root failed in the container process: EPERM: Operation not permitted"
+        );
+    }
+
+    #[test]
+    fn spawn_reports_a_missing_command() {
+        let err = spawn(vec![], &["nutshell-no-such-command".into()]).expect_err("not found");
+        assert!(
+            matches!(
+                err,
+                ProcessError::ChildStep {
+                    errno: Errno::ENOENT,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("exec nutshell-no-such-command failed"),
+            "{err}"
+        );
+    }
+}
