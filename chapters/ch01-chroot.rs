@@ -13,8 +13,9 @@ use nutshell::rootfs::{DirId, chroot_escape, enter_chroot, list_dir};
 /// Chapter 1: run a command with its root directory changed by chroot(2).
 ///
 /// Without a command it takes a short tour: `ls /` and `pwd` inside the new root.
-/// Try `-- ps` to see that the host's processes are all still visible, and `--escape`
-/// to watch a root process walk out of the chroot.
+/// Then try `-- hostname` (the host's name: the UTS namespace is shared), `-- kill -0 1`
+/// (the host's PID 1 can still be signalled), and `--escape`, where a root process walks
+/// out of the chroot.
 #[derive(Parser)]
 #[command(name = "ch01-chroot")]
 struct Args {

@@ -17,8 +17,6 @@ pub enum Need {
     CgroupController(&'static str),
     /// Mounting overlayfs.
     Overlay,
-    /// Unprivileged users may create user namespaces (for the rootless run).
-    UnprivilegedUserns,
 }
 
 /// One chapter of the book.
@@ -78,7 +76,7 @@ pub const CHAPTERS: &[Chapter] = &[
     Chapter {
         bin: "ch06-user",
         adds: "user namespaces and rootless containers",
-        needs: &[Need::Namespace(Namespace::User), Need::UnprivilegedUserns],
+        needs: &[Need::Namespace(Namespace::User)],
         written: false,
     },
     Chapter {

@@ -212,8 +212,6 @@ pub fn check(report: &HostReport, need: Need) -> Result<(), String> {
         },
         Need::Overlay if report.overlay.works() => Ok(()),
         Need::Overlay => Err("overlayfs".to_string()),
-        Need::UnprivilegedUserns if report.unprivileged_userns.works() => Ok(()),
-        Need::UnprivilegedUserns => Err("unprivileged user namespaces".to_string()),
     }
 }
 
@@ -260,6 +258,7 @@ pub fn render(report: &HostReport) -> String {
     match &report.cgroups {
         Ok(layout) => {
             let _ = writeln!(out, "  {:<28}{}", "cgroups", layout.layout);
+            let width = layout.mounts.iter().map(|m| m.mount_point.as_os_str().len()).max().unwrap_or(0) + 2;
             for m in &layout.mounts {
                 let controllers = if m.controllers.is_empty() {
                     "(no controllers)".to_string()
@@ -272,7 +271,7 @@ pub fn render(report: &HostReport) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "    {version:<4}{:<22}{controllers}",
+                    "    {version:<4}{:<width$}{controllers}",
                     m.mount_point.display().to_string()
                 );
             }
@@ -316,4 +315,58 @@ pub fn render(report: &HostReport) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::layout::detect;
+    use crate::image::Manifest;
+
+    /// A root shell on a hybrid-cgroup machine like the development VMs, with the
+    /// default image not built yet.
+    fn sample_report() -> HostReport {
+        let mountinfo = include_str!("../tests/fixtures/mountinfo/hybrid.txt");
+        let cgroups = detect(mountinfo, |_| Ok("hugetlb\n".to_string())).expect("hybrid fixture");
+        HostReport {
+            euid: 0,
+            kernel: "Linux 6.1.0-28-amd64 (x86_64)".to_string(),
+            namespaces: Namespace::ALL.iter().map(|ns| (*ns, Probe::Works)).collect(),
+            cgroups: Ok(cgroups),
+            overlay: Probe::Works,
+            unprivileged_userns: Probe::Fails("EPERM: Operation not permitted".to_string()),
+            default_image: Ok(None),
+            default_image_dir: PathBuf::from("/var/lib/nutshell/images/default"),
+        }
+    }
+
+    #[test]
+    fn doctor_report_for_a_hybrid_root_machine() {
+        let mut settings = insta::Settings::clone_current();
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_omit_expression(true);
+        settings.set_snapshot_path("../tests/snapshots");
+        settings.bind(|| insta::assert_snapshot!("doctor_hybrid_root", render(&sample_report())));
+    }
+
+    #[test]
+    fn a_chapter_that_needs_a_missing_feature_says_which() {
+        let report = HostReport { overlay: Probe::Fails("ENODEV".into()), ..sample_report() };
+        let ch07 = CHAPTERS.iter().find(|c| c.bin == "ch07-overlayfs").expect("ch07");
+        assert_eq!(chapter_verdict(&report, ch07), "not written yet (would need overlayfs)");
+    }
+
+    #[test]
+    fn a_normal_user_cannot_run_chapter_one() {
+        let report = HostReport { euid: 1000, ..sample_report() };
+        assert_eq!(chapter_verdict(&report, &CHAPTERS[0]), "cannot run here: needs root");
+    }
+
+    #[test]
+    fn a_built_image_is_shown_with_its_source() {
+        let manifest = Manifest { source: "busybox".into(), origin: vec![], programs: vec![], libraries: vec![] };
+        let image = Image { name: "default".into(), rootfs: PathBuf::from("/var/lib/nutshell/images/default/rootfs"), manifest };
+        let report = HostReport { default_image: Ok(Some(image)), ..sample_report() };
+        assert!(render(&report).contains("default image               /var/lib/nutshell/images/default/rootfs (from busybox)"));
+    }
 }

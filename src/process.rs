@@ -182,6 +182,7 @@ pub fn spawn_fn(steps: Vec<Step<'_>>, body: impl FnOnce() -> i32) -> Result<Chil
     })
 }
 
+// ANCHOR: fork_child
 /// Fork; in the child run `steps`, then `then`, and exit with the code it returns. The
 /// parent waits until the report pipe closes (on exec, or when `then` drops it) to learn
 /// whether a step failed.
@@ -228,7 +229,9 @@ fn fork_child(
         }
     }
 }
+// ANCHOR_END: fork_child
 
+// ANCHOR: exec_in_path
 /// execve `program` directly if it contains a `/`, else the first match in
 /// [`CONTAINER_PATH`]: the container's PATH, not the host's, since the lookup happens
 /// inside the container's root. Returns only on failure.
@@ -259,6 +262,7 @@ fn exec_in_path(program: &str, args: &[CString], env: &[CString]) -> Errno {
     }
     last
 }
+// ANCHOR_END: exec_in_path
 
 /// Tell the parent which step failed and with which errno.
 fn report_failure(report: OwnedFd, step: &str, errno: Errno) {

@@ -154,6 +154,10 @@ fn install_busybox(
         {
             continue;
         }
+        // `/linuxrc` is busybox's entry point for an initrd; a container has no use for it.
+        if applet == "linuxrc" {
+            continue;
+        }
         let link = rootfs.join(relative);
         if link.symlink_metadata().is_ok() {
             continue;

@@ -1,0 +1,45 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+/// A fresh data directory, so each test builds and uses its own images.
+pub fn data_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("nutshell-test-").tempdir().expect("temp data dir")
+}
+
+/// A chapter binary (or `nutshell`) with its data directory set to `data`.
+pub fn binary(path: &str, data: &Path) -> Command {
+    let mut command = Command::new(path);
+    command.env("NUTSHELL_DATA", data);
+    command
+}
+
+/// The settings every snapshot of a chapter's output uses: the temporary data directory
+/// becomes `[DATA]`.
+pub fn snapshot_settings(data: &Path) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex::escape(&data.display().to_string()), "[DATA]");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings
+}
+
+/// Fail unless running as root: privileged tests are ignored by default and run by
+/// `just test-all`, which checks this too; this catches `--include-ignored` as a user.
+pub fn require_root() {
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root: run `just test-all`");
+}
+
+/// Stdout of a finished command, as text.
+pub fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Stderr of a finished command, as text.
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
