@@ -8,7 +8,7 @@
 //! - `exercises check` (CI): lint, then prove every shipped starter FAILS its tests and
 //!   every reference solution PASSES them, so no exercise can be passed by doing nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode, Output};
 
 use serde::Deserialize;
@@ -45,14 +45,18 @@ fn load_info() -> Result<Info, String> {
 fn run_tests(exercise: &Exercise, solution: bool) -> Result<Output, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command.current_dir(exercises_dir()).args([
-        "test",
-        "--quiet",
-        "-p",
-        "nutshell-exercises",
-        "--test",
-        &exercise.name,
-    ]);
+    // A learner needs the failure message, not a backtrace through the test harness.
+    command
+        .env("RUST_BACKTRACE", "0")
+        .current_dir(exercises_dir())
+        .args([
+            "test",
+            "--quiet",
+            "-p",
+            "nutshell-exercises",
+            "--test",
+            &exercise.name,
+        ]);
     if solution {
         command.args(["--features", "solution"]);
     }
@@ -279,6 +283,6 @@ mod tests {
 
     #[test]
     fn exercise_paths_resolve_from_the_manifest_dir() {
-        assert!(Path::new(&exercises_dir()).join("info.toml").is_file());
+        assert!(exercises_dir().join("info.toml").is_file());
     }
 }

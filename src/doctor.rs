@@ -258,7 +258,13 @@ pub fn render(report: &HostReport) -> String {
     match &report.cgroups {
         Ok(layout) => {
             let _ = writeln!(out, "  {:<28}{}", "cgroups", layout.layout);
-            let width = layout.mounts.iter().map(|m| m.mount_point.as_os_str().len()).max().unwrap_or(0) + 2;
+            let width = layout
+                .mounts
+                .iter()
+                .map(|m| m.mount_point.as_os_str().len())
+                .max()
+                .unwrap_or(0)
+                + 2;
             for m in &layout.mounts {
                 let controllers = if m.controllers.is_empty() {
                     "(no controllers)".to_string()
@@ -331,7 +337,10 @@ mod tests {
         HostReport {
             euid: 0,
             kernel: "Linux 6.1.0-28-amd64 (x86_64)".to_string(),
-            namespaces: Namespace::ALL.iter().map(|ns| (*ns, Probe::Works)).collect(),
+            namespaces: Namespace::ALL
+                .iter()
+                .map(|ns| (*ns, Probe::Works))
+                .collect(),
             cgroups: Ok(cgroups),
             overlay: Probe::Works,
             unprivileged_userns: Probe::Fails("EPERM: Operation not permitted".to_string()),
@@ -351,22 +360,51 @@ mod tests {
 
     #[test]
     fn a_chapter_that_needs_a_missing_feature_says_which() {
-        let report = HostReport { overlay: Probe::Fails("ENODEV".into()), ..sample_report() };
-        let ch07 = CHAPTERS.iter().find(|c| c.bin == "ch07-overlayfs").expect("ch07");
-        assert_eq!(chapter_verdict(&report, ch07), "not written yet (would need overlayfs)");
+        let report = HostReport {
+            overlay: Probe::Fails("ENODEV".into()),
+            ..sample_report()
+        };
+        let ch07 = CHAPTERS
+            .iter()
+            .find(|c| c.bin == "ch07-overlayfs")
+            .expect("ch07");
+        assert_eq!(
+            chapter_verdict(&report, ch07),
+            "not written yet (would need overlayfs)"
+        );
     }
 
     #[test]
     fn a_normal_user_cannot_run_chapter_one() {
-        let report = HostReport { euid: 1000, ..sample_report() };
-        assert_eq!(chapter_verdict(&report, &CHAPTERS[0]), "cannot run here: needs root");
+        let report = HostReport {
+            euid: 1000,
+            ..sample_report()
+        };
+        assert_eq!(
+            chapter_verdict(&report, &CHAPTERS[0]),
+            "cannot run here: needs root"
+        );
     }
 
     #[test]
     fn a_built_image_is_shown_with_its_source() {
-        let manifest = Manifest { source: "busybox".into(), origin: vec![], programs: vec![], libraries: vec![] };
-        let image = Image { name: "default".into(), rootfs: PathBuf::from("/var/lib/nutshell/images/default/rootfs"), manifest };
-        let report = HostReport { default_image: Ok(Some(image)), ..sample_report() };
-        assert!(render(&report).contains("default image               /var/lib/nutshell/images/default/rootfs (from busybox)"));
+        let manifest = Manifest {
+            source: "busybox".into(),
+            origin: vec![],
+            programs: vec![],
+            libraries: vec![],
+        };
+        let image = Image {
+            name: "default".into(),
+            rootfs: PathBuf::from("/var/lib/nutshell/images/default/rootfs"),
+            manifest,
+        };
+        let report = HostReport {
+            default_image: Ok(Some(image)),
+            ..sample_report()
+        };
+        assert!(render(&report).contains(
+            "default image               /var/lib/nutshell/images/default/rootfs (from busybox)"
+        ));
     }
 }

@@ -16,7 +16,11 @@ fn tour_lists_the_new_root_and_pwd_is_slash() {
     let data = data_dir();
     let output = binary(CH01, data.path()).output().expect("run ch01-chroot");
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stderr(&output).contains("built the default image (busybox)"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("built the default image (busybox)"),
+        "{}",
+        stderr(&output)
+    );
     snapshot_settings(data.path()).bind(|| insta::assert_snapshot!("ch01_tour", stdout(&output)));
 }
 
@@ -25,25 +29,44 @@ fn tour_lists_the_new_root_and_pwd_is_slash() {
 fn escape_reaches_the_hosts_real_root_and_cleans_up() {
     require_root();
     let data = data_dir();
-    let output = binary(CH01, data.path()).arg("--escape").output().expect("run ch01-chroot --escape");
+    let output = binary(CH01, data.path())
+        .arg("--escape")
+        .output()
+        .expect("run ch01-chroot --escape");
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
 
     // What the escaped process listed is exactly the host's root, which the rootfs is not.
-    let host_root = nutshell::rootfs::list_dir(Path::new("/")).expect("list /").join(" ");
-    let outside = text.lines().find_map(|l| l.strip_prefix("[outside] / holds: ")).expect("an [outside] line");
+    let host_root = nutshell::rootfs::list_dir(Path::new("/"))
+        .expect("list /")
+        .join(" ");
+    let outside = text
+        .lines()
+        .find_map(|l| l.strip_prefix("[outside] / holds: "))
+        .expect("an [outside] line");
     assert_eq!(outside, host_root);
     let rootfs = data.path().join("images/default/rootfs");
-    assert_ne!(nutshell::rootfs::list_dir(&rootfs).expect("list rootfs").join(" "), host_root);
+    assert_ne!(
+        nutshell::rootfs::list_dir(&rootfs)
+            .expect("list rootfs")
+            .join(" "),
+        host_root
+    );
     // The scratch directory the escape made inside the rootfs is gone.
-    let leftovers: Vec<String> =
-        nutshell::rootfs::list_dir(&rootfs).expect("list rootfs").into_iter().filter(|n| n.starts_with(".nutshell")).collect();
+    let leftovers: Vec<String> = nutshell::rootfs::list_dir(&rootfs)
+        .expect("list rootfs")
+        .into_iter()
+        .filter(|n| n.starts_with(".nutshell"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
     let mut settings = snapshot_settings(data.path());
     settings.add_filter(r"\.nutshell-escape-\d+", ".nutshell-escape-[PID]");
     settings.add_filter(r#"chdir\("\.\."\) x \d+"#, r#"chdir("..") x [N]"#);
-    settings.add_filter(r"\[outside\] / holds: .*", "[outside] / holds: [THE HOST'S / — checked above]");
+    settings.add_filter(
+        r"\[outside\] / holds: .*",
+        "[outside] / holds: [THE HOST'S / — checked above]",
+    );
     settings.bind(|| insta::assert_snapshot!("ch01_escape", text));
 }
 
@@ -52,9 +75,16 @@ fn escape_reaches_the_hosts_real_root_and_cleans_up() {
 fn the_hostname_inside_is_the_hosts() {
     require_root();
     let data = data_dir();
-    let output = binary(CH01, data.path()).args(["--", "hostname"]).output().expect("run hostname");
+    let output = binary(CH01, data.path())
+        .args(["--", "hostname"])
+        .output()
+        .expect("run hostname");
     assert!(output.status.success(), "{}", stderr(&output));
-    let host = nix::sys::utsname::uname().expect("uname").nodename().to_string_lossy().into_owned();
+    let host = nix::sys::utsname::uname()
+        .expect("uname")
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
     assert_eq!(stdout(&output).lines().last(), Some(host.as_str()));
 }
 
@@ -65,8 +95,15 @@ fn the_hosts_processes_can_still_be_signalled() {
     let data = data_dir();
     // kill -0 only checks that the process exists and may be signalled.
     let host_pid = std::process::id().to_string();
-    let output = binary(CH01, data.path()).args(["--", "kill", "-0", &host_pid]).output().expect("run kill -0");
-    assert!(output.status.success(), "the chrooted process could not see pid {host_pid}: {}", stderr(&output));
+    let output = binary(CH01, data.path())
+        .args(["--", "kill", "-0", &host_pid])
+        .output()
+        .expect("run kill -0");
+    assert!(
+        output.status.success(),
+        "the chrooted process could not see pid {host_pid}: {}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -74,9 +111,15 @@ fn the_hosts_processes_can_still_be_signalled() {
 fn the_commands_exit_status_is_passed_on() {
     require_root();
     let data = data_dir();
-    let output = binary(CH01, data.path()).args(["--", "sh", "-c", "exit 3"]).output().expect("run sh");
+    let output = binary(CH01, data.path())
+        .args(["--", "sh", "-c", "exit 3"])
+        .output()
+        .expect("run sh");
     assert_eq!(output.status.code(), Some(3));
-    let output = binary(CH01, data.path()).args(["--", "sh", "-c", "kill -KILL $$"]).output().expect("run sh");
+    let output = binary(CH01, data.path())
+        .args(["--", "sh", "-c", "kill -KILL $$"])
+        .output()
+        .expect("run sh");
     assert_eq!(output.status.code(), Some(128 + 9));
 }
 
@@ -87,12 +130,21 @@ fn a_given_rootfs_is_used_and_the_default_image_is_not_built() {
     let data = data_dir();
     let image = data_dir();
     let rootfs = image.path().join("rootfs");
-    nutshell::image::default::assemble(&rootfs, nutshell::image::Source::Busybox, Path::new("/")).expect("assemble");
+    nutshell::image::default::assemble(&rootfs, nutshell::image::Source::Busybox, Path::new("/"))
+        .expect("assemble");
     fs::write(rootfs.join("etc/motd"), "hello from a given rootfs\n").expect("write motd");
-    let output = binary(CH01, data.path()).arg("--rootfs").arg(&rootfs).args(["--", "cat", "/etc/motd"]).output().expect("run cat");
+    let output = binary(CH01, data.path())
+        .arg("--rootfs")
+        .arg(&rootfs)
+        .args(["--", "cat", "/etc/motd"])
+        .output()
+        .expect("run cat");
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).ends_with("hello from a given rootfs\n"));
-    assert!(!data.path().join("images").exists(), "the default image was built although --rootfs was given");
+    assert!(
+        !data.path().join("images").exists(),
+        "the default image was built although --rootfs was given"
+    );
 }
 
 #[test]
@@ -100,7 +152,10 @@ fn a_given_rootfs_is_used_and_the_default_image_is_not_built() {
 fn a_missing_rootfs_is_one_clear_line() {
     require_root();
     let data = data_dir();
-    let output = binary(CH01, data.path()).args(["--rootfs", "/nonexistent/rootfs"]).output().expect("run");
+    let output = binary(CH01, data.path())
+        .args(["--rootfs", "/nonexistent/rootfs"])
+        .output()
+        .expect("run");
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         stderr(&output),
@@ -116,9 +171,17 @@ fn a_rootfs_that_is_a_file_is_refused() {
     let data = data_dir();
     let file = data.path().join("not-a-dir");
     fs::write(&file, "").expect("write");
-    let output = binary(CH01, data.path()).arg("--rootfs").arg(&file).output().expect("run");
+    let output = binary(CH01, data.path())
+        .arg("--rootfs")
+        .arg(&file)
+        .output()
+        .expect("run");
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("is not a directory"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not a directory"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -126,13 +189,21 @@ fn a_rootfs_that_is_a_file_is_refused() {
 fn a_command_missing_from_the_rootfs_is_named() {
     require_root();
     let data = data_dir();
-    let output = binary(CH01, data.path()).args(["--", "no-such-program"]).output().expect("run");
+    let output = binary(CH01, data.path())
+        .args(["--", "no-such-program"])
+        .output()
+        .expect("run");
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("ch01-chroot: error:")).collect();
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("ch01-chroot: error:"))
+        .collect();
     assert_eq!(
         errors,
-        ["ch01-chroot: error: run `no-such-program`: exec no-such-program failed in the container process: ENOENT: No such file or directory"]
+        [
+            "ch01-chroot: error: run `no-such-program`: exec no-such-program failed in the container process: ENOENT: No such file or directory"
+        ]
     );
 }
 
@@ -154,7 +225,10 @@ fn a_normal_user_is_told_it_needs_root() {
 
 #[test]
 fn help_says_what_to_try() {
-    let output = std::process::Command::new(CH01).arg("--help").output().expect("run --help");
+    let output = std::process::Command::new(CH01)
+        .arg("--help")
+        .output()
+        .expect("run --help");
     assert!(output.status.success());
     let help = stdout(&output);
     for flag in ["--rootfs", "--escape", "[CMD]..."] {

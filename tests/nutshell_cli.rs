@@ -9,34 +9,61 @@ const NUTSHELL: &str = env!("CARGO_BIN_EXE_nutshell");
 #[test]
 fn image_default_builds_once_then_reuses() {
     let data = data_dir();
-    let first = binary(NUTSHELL, data.path()).args(["image", "default", "--from", "host"]).output().expect("run");
+    let first = binary(NUTSHELL, data.path())
+        .args(["image", "default", "--from", "host"])
+        .output()
+        .expect("run");
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(stdout(&first).starts_with("default image built: "), "{}", stdout(&first));
+    assert!(
+        stdout(&first).starts_with("default image built: "),
+        "{}",
+        stdout(&first)
+    );
     let rootfs = data.path().join("images/default/rootfs");
     assert!(rootfs.join("bin/sh").is_file());
-    let manifest = std::fs::read_to_string(data.path().join("images/default/image.json")).expect("image.json");
+    let manifest =
+        std::fs::read_to_string(data.path().join("images/default/image.json")).expect("image.json");
     assert!(manifest.contains("\"source\": \"host\""), "{manifest}");
 
-    let second = binary(NUTSHELL, data.path()).args(["image", "default"]).output().expect("run");
+    let second = binary(NUTSHELL, data.path())
+        .args(["image", "default"])
+        .output()
+        .expect("run");
     assert!(second.status.success(), "{}", stderr(&second));
-    assert!(stdout(&second).starts_with("default image already built: "), "{}", stdout(&second));
+    assert!(
+        stdout(&second).starts_with("default image already built: "),
+        "{}",
+        stdout(&second)
+    );
 }
 
 #[test]
 fn image_path_names_the_data_directory() {
     let data = data_dir();
-    let output = binary(NUTSHELL, data.path()).args(["image", "path"]).output().expect("run");
-    assert_eq!(stdout(&output).trim(), data.path().join("images/default").display().to_string());
+    let output = binary(NUTSHELL, data.path())
+        .args(["image", "path"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        stdout(&output).trim(),
+        data.path().join("images/default").display().to_string()
+    );
 }
 
 #[test]
 fn a_damaged_image_is_reported_with_the_fix() {
     let data = data_dir();
     std::fs::create_dir_all(data.path().join("images/default/rootfs")).expect("mkdir");
-    let output = binary(NUTSHELL, data.path()).args(["image", "default"]).output().expect("run");
+    let output = binary(NUTSHELL, data.path())
+        .args(["image", "default"])
+        .output()
+        .expect("run");
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
-    assert!(err.contains("incomplete or damaged") && err.contains("--rebuild"), "{err}");
+    assert!(
+        err.contains("incomplete or damaged") && err.contains("--rebuild"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 
@@ -45,26 +72,54 @@ fn a_failed_build_leaves_nothing_behind() {
     let data = data_dir();
     let empty_host = data_dir();
     let store = nutshell::image::ImageStore::new(data.path());
-    let err = store.build_default(nutshell::image::Source::Auto, empty_host.path(), false).expect_err("nothing to build from");
-    assert!(err.to_string().contains("apt-get install busybox-static"), "{err}");
-    let left: Vec<_> = std::fs::read_dir(data.path().join("images")).expect("images dir").collect();
+    let err = store
+        .build_default(nutshell::image::Source::Auto, empty_host.path(), false)
+        .expect_err("nothing to build from");
+    assert!(
+        err.to_string().contains("apt-get install busybox-static"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(data.path().join("images"))
+        .expect("images dir")
+        .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
 fn doctor_reports_every_namespace_the_cgroup_layout_and_the_chapters() {
     let data = data_dir();
-    let output = binary(NUTSHELL, data.path()).arg("doctor").output().expect("run doctor");
+    let output = binary(NUTSHELL, data.path())
+        .arg("doctor")
+        .output()
+        .expect("run doctor");
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     for ns in nutshell::namespaces::Namespace::ALL {
-        assert!(text.lines().any(|l| l.trim_start().starts_with(&ns.to_string())), "no line for {ns}:\n{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&ns.to_string())),
+            "no line for {ns}:\n{text}"
+        );
     }
-    let layout = nutshell::cgroups::layout::detect_host(std::path::Path::new("/proc")).expect("detect");
-    assert!(text.contains(&format!("cgroups                     {}", layout.layout)), "{text}");
-    assert!(text.contains("not built yet: `nutshell image default`"), "{text}");
-    let verdict = if nix::unistd::geteuid().is_root() { "ready" } else { "cannot run here: needs root" };
-    assert!(text.contains(&format!("ch01-chroot       {verdict}")), "{text}");
+    let layout =
+        nutshell::cgroups::layout::detect_host(std::path::Path::new("/proc")).expect("detect");
+    assert!(
+        text.contains(&format!("cgroups                     {}", layout.layout)),
+        "{text}"
+    );
+    assert!(
+        text.contains("not built yet: `nutshell image default`"),
+        "{text}"
+    );
+    let verdict = if nix::unistd::geteuid().is_root() {
+        "ready"
+    } else {
+        "cannot run here: needs root"
+    };
+    assert!(
+        text.contains(&format!("ch01-chroot       {verdict}")),
+        "{text}"
+    );
     assert!(text.contains("ch12-scheduler    not written yet"), "{text}");
 }
 
@@ -80,5 +135,8 @@ fn doctor_as_root_creates_every_namespace_and_an_overlay() {
     assert_eq!(report.overlay, nutshell::doctor::Probe::Works);
     // The probe's mount lived in a child's private mount namespace: none is left here.
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    assert!(!mountinfo.contains("nutshell-doctor-"), "the overlay probe leaked a mount");
+    assert!(
+        !mountinfo.contains("nutshell-doctor-"),
+        "the overlay probe leaked a mount"
+    );
 }

@@ -8,7 +8,10 @@ use assert_cmd::Command;
 
 /// A fresh data directory, so each test builds and uses its own images.
 pub fn data_dir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("nutshell-test-").tempdir().expect("temp data dir")
+    tempfile::Builder::new()
+        .prefix("nutshell-test-")
+        .tempdir()
+        .expect("temp data dir")
 }
 
 /// A chapter binary (or `nutshell`) with its data directory set to `data`.
@@ -31,7 +34,10 @@ pub fn snapshot_settings(data: &Path) -> insta::Settings {
 /// Fail unless running as root: privileged tests are ignored by default and run by
 /// `just test-all`, which checks this too; this catches `--include-ignored` as a user.
 pub fn require_root() {
-    assert!(nix::unistd::geteuid().is_root(), "this test needs root: run `just test-all`");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root: run `just test-all`"
+    );
 }
 
 /// Stdout of a finished command, as text.

@@ -1,0 +1,90 @@
+# Containers in a nutshell. `just --list` explains every recipe.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+mdbook_version := "0.5.4"
+
+# List the recipes
+default:
+    @just --list
+
+# Run everything, as root: unit, snapshot, privileged, book, exercise check, clippy, rustfmt
+test-all: _require-root setup
+    cargo fmt --all --check
+    cargo clippy --all-targets -- -D warnings
+    cargo clippy -p nutshell-exercises --all-targets --features solution -- -D warnings
+    cargo test -- --include-ignored
+    cargo test -p nutshell-exercises --bin exercises
+    mdbook build book
+    cargo run -q -p nutshell-exercises -- check
+
+# Run the tests that need no privileges (the privileged ones are listed as ignored)
+test:
+    cargo test
+
+# Install what the tests and the book need: busybox-static (Debian's package) and mdbook
+setup: _busybox _mdbook
+
+# Build the book into book/book
+book: _mdbook
+    mdbook build book
+
+# Serve the book on http://localhost:3000 and rebuild it on every change
+book-serve: _mdbook
+    mdbook serve book
+
+# Check your solutions to every exercise
+exercises:
+    cargo run -q -p nutshell-exercises
+
+# Check your solution to one exercise: `just exercise ch01-chroot`
+exercise name:
+    cargo run -q -p nutshell-exercises -- {{name}}
+
+# Prove every shipped exercise starter fails its tests and every solution passes
+exercises-check:
+    cargo run -q -p nutshell-exercises -- check
+
+# The main job, as root: chapter 1's container on the default image (built on first use)
+demo:
+    cargo run -q --bin ch01-chroot
+
+# Remove everything nutshell writes: images, state and the built book
+clean:
+    #!/usr/bin/env bash
+    set -uo pipefail
+    status=0
+    for dir in /var/lib/nutshell /run/nutshell \
+               "${XDG_DATA_HOME:-$HOME/.local/share}/nutshell" \
+               "${XDG_RUNTIME_DIR:-/nonexistent}/nutshell" book/book; do
+        [ -e "$dir" ] || continue
+        if rm -rf -- "$dir"; then echo "removed $dir"; else echo "could not remove $dir (made by root? run: sudo just clean)" >&2; status=1; fi
+    done
+    exit $status
+
+_require-root:
+    #!/usr/bin/env bash
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "just test-all needs root: its privileged tests start real containers. Run it as root (sudo -E just test-all); 'just test' runs the unprivileged part." >&2
+        exit 1
+    fi
+
+_busybox:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if command -v dpkg >/dev/null && dpkg -s busybox-static >/dev/null 2>&1; then exit 0; fi
+    if command -v apt-get >/dev/null; then
+        echo "installing busybox-static (the default image and its snapshot tests use it)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+    elif ! command -v busybox >/dev/null; then
+        echo "install a statically linked busybox with your package manager (Fedora: dnf install busybox); the snapshot tests use it" >&2
+        exit 1
+    fi
+
+_mdbook:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if mdbook --version 2>/dev/null | grep -q "v{{mdbook_version}}"; then exit 0; fi
+    echo "installing mdbook {{mdbook_version}} with cargo (a few minutes, once)"
+    cargo install --locked --quiet mdbook --version {{mdbook_version}}

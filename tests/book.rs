@@ -1,0 +1,198 @@
+//! The book: every include, anchor and link resolves, the chapter list matches the
+//! chapters that exist, and mdBook builds it.
+//!
+//! mdBook itself only logs a warning for a missing include and carries on, so the
+//! checks here are what make a stale page fail.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+
+fn book_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("book")
+}
+
+fn pages() -> Vec<PathBuf> {
+    let mut pages: Vec<PathBuf> = fs::read_dir(book_dir().join("src"))
+        .expect("read book/src")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    pages.sort();
+    pages
+}
+
+/// One `{{#include path:spec}}` in a page.
+struct Include {
+    page: PathBuf,
+    path: PathBuf,
+    spec: Option<String>,
+}
+
+fn includes() -> Vec<Include> {
+    let pattern =
+        Regex::new(r"\{\{#(?:include|rustdoc_include)\s+([^}\s:]+)(?::([^}\s]*))?\s*\}\}")
+            .expect("regex");
+    let mut found = Vec::new();
+    for page in pages() {
+        let text = fs::read_to_string(&page).expect("read page");
+        for cap in pattern.captures_iter(&text) {
+            found.push(Include {
+                page: page.clone(),
+                path: page.parent().expect("page dir").join(&cap[1]),
+                spec: cap.get(2).map(|m| m.as_str().to_string()),
+            });
+        }
+    }
+    found
+}
+
+#[test]
+fn every_included_file_exists() {
+    let missing: Vec<String> = includes()
+        .iter()
+        .filter(|inc| !inc.path.is_file())
+        .map(|inc| format!("{} includes {}", inc.page.display(), inc.path.display()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing includes:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn every_included_anchor_exists() {
+    let mut missing = Vec::new();
+    for inc in includes() {
+        let Some(anchor) = inc
+            .spec
+            .as_deref()
+            .filter(|s| !s.is_empty() && !s.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(source) = fs::read_to_string(&inc.path) else {
+            continue;
+        };
+        let opens = source
+            .lines()
+            .any(|l| l.trim_start().trim_start_matches("//").trim() == format!("ANCHOR: {anchor}"));
+        let closes = source.lines().any(|l| {
+            l.trim_start().trim_start_matches("//").trim() == format!("ANCHOR_END: {anchor}")
+        });
+        if !(opens && closes) {
+            missing.push(format!(
+                "{} includes anchor `{anchor}` of {}",
+                inc.page.display(),
+                inc.path.display()
+            ));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "missing anchors:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// A snapshot included into the book must start right after insta's header, so the reader
+/// sees exactly the output the test checked and none of the metadata.
+#[test]
+fn snapshot_includes_start_after_the_header() {
+    let mut wrong = Vec::new();
+    let mut snapshots = 0;
+    for inc in includes()
+        .into_iter()
+        .filter(|i| i.path.extension().is_some_and(|e| e == "snap"))
+    {
+        snapshots += 1;
+        let Ok(text) = fs::read_to_string(&inc.path) else {
+            continue;
+        };
+        let header_end = text
+            .lines()
+            .enumerate()
+            .skip(1)
+            .find(|(_, l)| *l == "---")
+            .map(|(i, _)| i + 2);
+        let wanted = header_end.map(|line| format!("{line}:"));
+        if inc.spec != wanted {
+            wrong.push(format!(
+                "{} includes {} from `{}`; the output starts at `{}`",
+                inc.page.display(),
+                inc.path.display(),
+                inc.spec.as_deref().unwrap_or("(the whole file)"),
+                wanted.unwrap_or_default()
+            ));
+        }
+    }
+    assert!(snapshots > 0, "no page includes a snapshot");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn every_link_to_a_page_resolves() {
+    let pattern = Regex::new(r"\]\(([^)\s#]+\.md)(#[^)\s]*)?\)").expect("regex");
+    let mut broken = Vec::new();
+    for page in pages() {
+        let text = fs::read_to_string(&page).expect("read page");
+        for cap in pattern.captures_iter(&text) {
+            let target = page.parent().expect("page dir").join(&cap[1]);
+            if !cap[1].contains("://") && !target.is_file() {
+                broken.push(format!("{} links to {}", page.display(), &cap[1]));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+#[test]
+fn summary_lists_exactly_the_written_chapters() {
+    let summary = fs::read_to_string(book_dir().join("src/SUMMARY.md")).expect("SUMMARY.md");
+    let chapter = Regex::new(r"\((ch\d{2}-[a-z0-9-]+)\.md\)").expect("regex");
+    let listed: Vec<String> = chapter
+        .captures_iter(&summary)
+        .map(|c| c[1].to_string())
+        .collect();
+    let written: Vec<String> = nutshell::chapters::CHAPTERS
+        .iter()
+        .filter(|c| c.written)
+        .map(|c| c.bin.to_string())
+        .collect();
+    assert_eq!(
+        listed, written,
+        "SUMMARY.md must list a chapter exactly when it is written"
+    );
+    let manifest = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .expect("Cargo.toml");
+    let bin = Regex::new(r#"name = "(ch\d{2}-[a-z0-9-]+)""#).expect("regex");
+    let binaries: Vec<String> = bin
+        .captures_iter(&manifest)
+        .map(|c| c[1].to_string())
+        .collect();
+    assert_eq!(
+        binaries, written,
+        "Cargo.toml must have a [[bin]] for every written chapter, and only those"
+    );
+}
+
+#[test]
+fn mdbook_builds_the_book_with_every_include_expanded() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let mut book = mdbook_driver::MDBook::load(book_dir()).expect("load the book");
+    book.config.build.build_dir = out.path().to_path_buf();
+    book.build().expect("build the book");
+    for page in pages().iter().filter(|p| !p.ends_with("SUMMARY.md")) {
+        let html = out
+            .path()
+            .join(page.with_extension("html").file_name().expect("name"));
+        let text = fs::read_to_string(&html).unwrap_or_else(|e| panic!("{}: {e}", html.display()));
+        assert!(
+            !text.contains("{{#include"),
+            "{} has an unexpanded include",
+            html.display()
+        );
+    }
+}
