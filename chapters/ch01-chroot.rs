@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Parser;
 use nutshell::cli::{RootfsArgs, main_with, require_root};
-use nutshell::process::{self, Exit, Step};
+use nutshell::process::{self, Exit, Isolation, Step};
 use nutshell::rootfs::{DirId, chroot_escape, enter_chroot, list_dir};
 
 /// Chapter 1: run a command with its root directory changed by chroot(2).
@@ -70,7 +70,7 @@ fn run_in_root(rootfs: &Path, command: &[String]) -> anyhow::Result<Exit> {
     let enter = Step::new(format!("chroot into {}", rootfs.display()), || {
         enter_chroot(rootfs)
     });
-    let child = process::spawn(vec![enter], command)
+    let child = process::spawn(&Isolation::none(), vec![enter], command)
         .with_context(|| format!("run `{}`", command.join(" ")))?;
     Ok(child.wait()?)
 }
@@ -87,7 +87,7 @@ fn escape(rootfs: &Path) -> anyhow::Result<i32> {
     let enter = Step::new(format!("chroot into {}", rootfs.display()), || {
         enter_chroot(rootfs)
     });
-    let child = process::spawn_fn(vec![enter], || {
+    let child = process::spawn_fn(&Isolation::none(), vec![enter], || {
         let inside = list_dir(Path::new("/")).unwrap_or_default();
         println!("[inside]  / holds: {}", inside.join(" "));
         match chroot_escape(&Path::new("/").join(&scratch), host_root) {

@@ -16,6 +16,8 @@
 //! | [`doctor`] | probing what this machine can do | `nutshell doctor` |
 //! | [`cli`] | the flags and error printing every chapter binary shares | ch01-chroot |
 
+#![warn(missing_docs)]
+
 pub mod cgroups;
 pub mod chapters;
 pub mod cli;

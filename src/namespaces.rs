@@ -7,6 +7,9 @@
 //! [unshare(2)](https://man7.org/linux/man-pages/man2/unshare.2.html).
 
 use std::fmt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
 
 /// A kind of namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -78,6 +81,105 @@ impl fmt::Display for Namespace {
     }
 }
 
+/// Errors from making or preparing namespaces.
+#[derive(Debug, thiserror::Error)]
+pub enum NamespaceError {
+    /// unshare(2) failed.
+    #[error("unshare({namespaces}): {source}")]
+    Unshare {
+        /// The namespaces asked for.
+        namespaces: String,
+        /// The errno.
+        #[source]
+        source: Errno,
+    },
+    /// Writing the time namespace's offsets failed.
+    #[error("write {path}: {source}")]
+    TimeOffsets {
+        /// The timens_offsets file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The clone(2)/unshare(2) flags for `namespaces`, OR-ed together.
+pub fn clone_flags(namespaces: &[Namespace]) -> libc::c_int {
+    namespaces
+        .iter()
+        .fold(0, |flags, ns| flags | ns.clone_flag())
+}
+
+/// `namespaces` for messages: `uts, ipc`, or `none`.
+pub fn describe(namespaces: &[Namespace]) -> String {
+    if namespaces.is_empty() {
+        return "none".to_string();
+    }
+    namespaces
+        .iter()
+        .map(|ns| ns.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Move the calling process into new namespaces of these kinds. For the PID and time
+/// namespaces only the caller's *children* move; see pid_namespaces(7).
+pub fn unshare(namespaces: &[Namespace]) -> Result<(), NamespaceError> {
+    // SAFETY: a plain system call with no pointers.
+    Errno::result(unsafe { libc::unshare(clone_flags(namespaces)) })
+        .map(drop)
+        .map_err(|source| NamespaceError::Unshare {
+            namespaces: describe(namespaces),
+            source,
+        })
+}
+
+/// How far the clocks of a new time namespace are moved forward, in whole seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeOffsets {
+    /// Added to CLOCK_MONOTONIC.
+    pub monotonic_secs: i64,
+    /// Added to CLOCK_BOOTTIME (what /proc/uptime shows).
+    pub boottime_secs: i64,
+}
+
+impl TimeOffsets {
+    /// The same shift for both clocks: what "the uptime is N seconds more" means.
+    pub fn uptime(secs: i64) -> Self {
+        TimeOffsets {
+            monotonic_secs: secs,
+            boottime_secs: secs,
+        }
+    }
+
+    /// The lines the kernel expects in /proc/PID/timens_offsets: `<clock> <secs> <nanosecs>`.
+    pub fn to_proc_format(self) -> String {
+        format!(
+            "monotonic {} 0\nboottime {} 0\n",
+            self.monotonic_secs, self.boottime_secs
+        )
+    }
+}
+
+// ANCHOR: new_time_namespace_for_children
+/// Make a new time namespace for this process's future children, with `offsets`.
+///
+/// unshare(CLONE_NEWTIME) does not move the caller: it creates the namespace that the
+/// caller's children will be born into (`/proc/self/ns/time_for_children`). The offsets
+/// can be written only while no process is in it yet, so they go in now, before the
+/// first child is cloned. `proc_dir` is normally `/proc`.
+pub fn new_time_namespace_for_children(
+    offsets: TimeOffsets,
+    proc_dir: &Path,
+) -> Result<(), NamespaceError> {
+    unshare(&[Namespace::Time])?;
+    let path = proc_dir.join("self/timens_offsets");
+    std::fs::write(&path, offsets.to_proc_format())
+        .map_err(|source| NamespaceError::TimeOffsets { path, source })
+}
+// ANCHOR_END: new_time_namespace_for_children
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +190,23 @@ mod tests {
         flags.sort();
         flags.dedup();
         assert_eq!(flags.len(), 8);
+    }
+
+    #[test]
+    fn clone_flags_or_the_flags_together() {
+        assert_eq!(
+            clone_flags(&[Namespace::Uts, Namespace::Ipc]),
+            libc::CLONE_NEWUTS | libc::CLONE_NEWIPC
+        );
+        assert_eq!(clone_flags(&[]), 0);
+    }
+
+    #[test]
+    fn time_offsets_are_written_in_the_kernels_format() {
+        assert_eq!(
+            TimeOffsets::uptime(86400).to_proc_format(),
+            "monotonic 86400 0\nboottime 86400 0\n"
+        );
     }
 
     #[test]

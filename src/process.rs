@@ -1,16 +1,18 @@
-//! Starting the container's process: fork, prepare, exec, wait.
+//! Starting the container's process: clone, prepare, exec, wait.
 //!
-//! Every chapter runs its container the same way. The parent forks; the child runs a list
-//! of named preparation steps (chapter 1 has one: enter the new root) and then execs the
-//! command. The child cannot print its own errors reliably (its stdout may be the
+//! Every chapter runs its container the same way. The parent creates the child with
+//! clone(2) — plain fork(2) in chapter 1 — asking for the new namespaces the chapter has
+//! introduced so far (see [`Isolation`]); the child runs a list of named preparation steps
+//! (chapter 1 has one: enter the new root) and then execs the command. The child cannot print its own errors reliably (its stdout may be the
 //! container's), so it reports a failed step over a pipe whose write end is close-on-exec:
 //! if exec succeeds the kernel closes the pipe and the parent reads nothing, if any step or
 //! exec itself fails the parent reads which one and the errno. runc and youki use the same
 //! trick for their "exec failed" errors.
 //!
-//! Introduced in chapter 1; later chapters add steps (new namespaces, the PID 1 init).
+//! Introduced in chapter 1; chapter 2 adds the namespaces, later chapters add steps.
 //!
 //! See also [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html),
+//! [clone(2)](https://man7.org/linux/man-pages/man2/clone.2.html),
 //! [execve(2)](https://man7.org/linux/man-pages/man2/execve.2.html),
 //! [waitpid(2)](https://man7.org/linux/man-pages/man2/waitpid.2.html),
 //! [pipe(2)](https://man7.org/linux/man-pages/man2/pipe.2.html).
@@ -22,8 +24,11 @@ use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, execve, fork, pipe2};
+use nix::unistd::{Pid, execve, pipe2};
+
+use crate::namespaces::{self, Namespace, NamespaceError, TimeOffsets};
 
 /// The `PATH` a container's command is resolved against, as runc and Docker set it.
 pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -40,9 +45,21 @@ pub enum ProcessError {
     /// pipe2(2) for the error channel failed.
     #[error("create the child's error pipe: {0}")]
     Pipe(#[source] Errno),
-    /// fork(2) failed.
-    #[error("fork the container process: {0}")]
-    Fork(#[source] Errno),
+    /// clone(2) failed.
+    #[error("clone the container process (new namespaces: {namespaces}): {source}")]
+    Clone {
+        /// The namespaces asked for, `none` for a plain fork.
+        namespaces: String,
+        /// The errno.
+        #[source]
+        source: Errno,
+    },
+    /// Preparing a namespace in the parent (the time namespace's offsets) failed.
+    #[error(transparent)]
+    Namespace(#[from] NamespaceError),
+    /// The time namespace was asked for in `namespaces`, where clone(2) cannot make it.
+    #[error("the time namespace is made with `time_offsets`, not in the clone flags")]
+    TimeInCloneFlags,
     /// waitpid(2) failed.
     #[error("wait for process {pid}: {source}")]
     Wait {
@@ -139,6 +156,25 @@ impl Child {
     }
 }
 
+/// The new namespaces a container process starts in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Isolation {
+    /// Namespaces the child is cloned into. Not [`Namespace::Time`]: see `time_offsets`.
+    pub namespaces: Vec<Namespace>,
+    /// A new time namespace with these clock offsets. clone(2) has no flag for it (its
+    /// bit is taken by the exit signal), and its offsets must be written before the first
+    /// process enters it, so the parent makes it for its children before cloning; see
+    /// [`namespaces::new_time_namespace_for_children`].
+    pub time_offsets: Option<TimeOffsets>,
+}
+
+impl Isolation {
+    /// No new namespaces: chapter 1's plain fork.
+    pub fn none() -> Self {
+        Isolation::default()
+    }
+}
+
 /// The environment a container's command starts with: a fixed `PATH` and `HOME`, and the
 /// host's `TERM` so that interactive tools draw correctly. Nothing else leaks in.
 pub fn container_env() -> Vec<CString> {
@@ -153,17 +189,22 @@ pub fn container_env() -> Vec<CString> {
         .collect()
 }
 
-/// Fork a child that runs `steps` in order and then execs `argv` (resolved against
-/// [`CONTAINER_PATH`] inside whatever root the steps entered). Returns once the child has
-/// exec'd, or with the step that failed; a child that failed has been reaped.
-pub fn spawn(steps: Vec<Step<'_>>, argv: &[String]) -> Result<Child, ProcessError> {
+/// Start a child in the new namespaces of `isolation` that runs `steps` in order and then
+/// execs `argv` (resolved against [`CONTAINER_PATH`] inside whatever root the steps
+/// entered). Returns once the child has exec'd, or with the step that failed; a child
+/// that failed has been reaped.
+pub fn spawn(
+    isolation: &Isolation,
+    steps: Vec<Step<'_>>,
+    argv: &[String],
+) -> Result<Child, ProcessError> {
     let program = argv.first().ok_or(ProcessError::EmptyCommand)?;
     let args = argv
         .iter()
         .map(|a| CString::new(a.as_bytes()).map_err(|e| ProcessError::NulInArgument(a.clone(), e)))
         .collect::<Result<Vec<_>, _>>()?;
     let env = container_env();
-    fork_child(steps, |report| {
+    clone_child(isolation, steps, |report| {
         let errno = exec_in_path(program, &args, &env);
         report_failure(report, &format!("exec {program}"), errno);
         127
@@ -173,8 +214,12 @@ pub fn spawn(steps: Vec<Step<'_>>, argv: &[String]) -> Result<Child, ProcessErro
 /// Like [`spawn`], but after the steps the child runs `body` instead of a command and
 /// exits with the code it returns. Chapter 1's escape runs this way: it is code the
 /// reader can read, not a program in the image.
-pub fn spawn_fn(steps: Vec<Step<'_>>, body: impl FnOnce() -> i32) -> Result<Child, ProcessError> {
-    fork_child(steps, |report| {
+pub fn spawn_fn(
+    isolation: &Isolation,
+    steps: Vec<Step<'_>>,
+    body: impl FnOnce() -> i32,
+) -> Result<Child, ProcessError> {
+    clone_child(isolation, steps, |report| {
         drop(report);
         let code = body();
         let _ = std::io::stdout().flush();
@@ -182,54 +227,72 @@ pub fn spawn_fn(steps: Vec<Step<'_>>, body: impl FnOnce() -> i32) -> Result<Chil
     })
 }
 
-// ANCHOR: fork_child
-/// Fork; in the child run `steps`, then `then`, and exit with the code it returns. The
-/// parent waits until the report pipe closes (on exec, or when `then` drops it) to learn
-/// whether a step failed.
-fn fork_child(
+// ANCHOR: clone_child
+/// Clone a child into the namespaces of `isolation`; in the child run `steps`, then
+/// `then`, and exit with the code it returns. The parent waits until the report pipe
+/// closes (on exec, or when `then` drops it) to learn whether a step failed.
+fn clone_child(
+    isolation: &Isolation,
     steps: Vec<Step<'_>>,
     then: impl FnOnce(OwnedFd) -> i32,
 ) -> Result<Child, ProcessError> {
+    if isolation.namespaces.contains(&Namespace::Time) {
+        return Err(ProcessError::TimeInCloneFlags);
+    }
+    if let Some(offsets) = isolation.time_offsets {
+        namespaces::new_time_namespace_for_children(offsets, std::path::Path::new("/proc"))?;
+    }
     let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC).map_err(ProcessError::Pipe)?;
 
     // Whatever the parent buffered would otherwise be printed twice, once by each process.
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
 
+    let mut child_side = Some((steps, then, report_write));
+    let child_main = Box::new(move || {
+        let Some((steps, then, report_write)) = child_side.take() else {
+            return 127;
+        };
+        let code = match steps
+            .into_iter()
+            .try_for_each(|step| (step.run)().map_err(|errno| (step.name, errno)))
+        {
+            Ok(()) => then(report_write),
+            Err((name, errno)) => {
+                report_failure(report_write, &name, errno);
+                127
+            }
+        };
+        // _exit, not exit: the child must not run the parent's atexit handlers or flush
+        // its copies of the parent's stdio buffers.
+        // SAFETY: _exit is async-signal-safe and ends only this child.
+        unsafe { libc::_exit(code) }
+    });
+    // The child runs on this stack, in its own copy of our memory (no CLONE_VM). Pages
+    // of a zeroed Vec are only touched when used.
+    let mut stack = vec![0u8; CHILD_STACK_SIZE];
+    let flags = CloneFlags::from_bits_retain(namespaces::clone_flags(&isolation.namespaces));
     // SAFETY: the chapter binaries are single-threaded. In a multi-threaded caller (a
     // test) the child runs only the steps and exec or the body, and leaves with _exit.
-    match unsafe { fork() }.map_err(ProcessError::Fork)? {
-        ForkResult::Child => {
-            drop(report_read);
-            let code = match steps
-                .into_iter()
-                .try_for_each(|step| (step.run)().map_err(|errno| (step.name, errno)))
-            {
-                Ok(()) => then(report_write),
-                Err((name, errno)) => {
-                    report_failure(report_write, &name, errno);
-                    127
-                }
-            };
-            // _exit, not exit: the child must not run the parent's atexit handlers or
-            // flush its copies of the parent's stdio buffers.
-            // SAFETY: _exit is async-signal-safe and ends only this forked process.
-            unsafe { libc::_exit(code) }
-        }
-        ForkResult::Parent { child } => {
-            drop(report_write);
-            let child = Child { pid: child };
-            match read_failure(report_read) {
-                None => Ok(child),
-                Some((step, errno)) => {
-                    child.wait()?;
-                    Err(ProcessError::ChildStep { step, errno })
-                }
-            }
+    let pid = unsafe { nix::sched::clone(child_main, &mut stack, flags, Some(libc::SIGCHLD)) }
+        .map_err(|source| ProcessError::Clone {
+            namespaces: namespaces::describe(&isolation.namespaces),
+            source,
+        })?;
+    // The parent's copy of the write end was inside `child_main`, which clone dropped.
+    let child = Child { pid };
+    match read_failure(report_read) {
+        None => Ok(child),
+        Some((step, errno)) => {
+            child.wait()?;
+            Err(ProcessError::ChildStep { step, errno })
         }
     }
 }
-// ANCHOR_END: fork_child
+// ANCHOR_END: clone_child
+
+/// The stack the cloned child starts on, before it execs.
+const CHILD_STACK_SIZE: usize = 8 * 1024 * 1024;
 
 // ANCHOR: exec_in_path
 /// execve `program` directly if it contains a `/`, else the first match in
@@ -308,14 +371,19 @@ mod tests {
 
     #[test]
     fn spawn_runs_a_command_and_reports_its_exit_code() {
-        let child = spawn(vec![], &["sh".into(), "-c".into(), "exit 7".into()]).expect("spawn sh");
+        let child = spawn(
+            &Isolation::none(),
+            vec![],
+            &["sh".into(), "-c".into(), "exit 7".into()],
+        )
+        .expect("spawn sh");
         assert_eq!(child.wait().expect("wait"), Exit::Code(7));
     }
 
     #[test]
     fn spawn_names_the_failed_step_and_keeps_its_errno() {
         let steps = vec![Step::new("enter the new root", || Err(Errno::EPERM))];
-        let err = spawn(steps, &["true".into()]).expect_err("the step fails");
+        let err = spawn(&Isolation::none(), steps, &["true".into()]).expect_err("the step fails");
         assert_eq!(
             err.to_string(),
             "enter the new root failed in the container process: EPERM: Operation not permitted"
@@ -324,7 +392,12 @@ mod tests {
 
     #[test]
     fn spawn_reports_a_missing_command() {
-        let err = spawn(vec![], &["nutshell-no-such-command".into()]).expect_err("not found");
+        let err = spawn(
+            &Isolation::none(),
+            vec![],
+            &["nutshell-no-such-command".into()],
+        )
+        .expect_err("not found");
         assert!(
             matches!(
                 err,
