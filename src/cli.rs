@@ -7,7 +7,9 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::image::{ImageStore, Source};
+use crate::namespaces::TimeOffsets;
 use crate::rootfs::resolve_rootfs;
+use crate::uts::{DEFAULT_HOSTNAME, validate_hostname};
 
 /// The root filesystem flag, flattened into every chapter's arguments.
 #[derive(Debug, Clone, Args)]
@@ -36,6 +38,41 @@ impl RootfsArgs {
             );
         }
         Ok(image.rootfs)
+    }
+}
+
+/// The flags of chapter 2's namespaces, flattened into every chapter from 2 on.
+#[derive(Debug, Clone, Args)]
+pub struct NamespaceArgs {
+    /// Hostname inside the container (it has its own UTS namespace)
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_HOSTNAME)]
+    pub hostname: String,
+    /// Move the container's CLOCK_MONOTONIC and CLOCK_BOOTTIME forward (its /proc/uptime)
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub uptime_offset: i64,
+}
+
+impl NamespaceArgs {
+    /// Check the values before anything is created, so bad input leaves nothing behind.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        validate_hostname(&self.hostname)?;
+        if self.uptime_offset < 0 {
+            anyhow::bail!(
+                "--uptime-offset {} is negative: a container's uptime can only be moved forward (0 or more seconds)",
+                self.uptime_offset
+            );
+        }
+        Ok(())
+    }
+
+    /// The time namespace offsets the flags ask for.
+    pub fn time_offsets(&self) -> TimeOffsets {
+        TimeOffsets::uptime(self.uptime_offset)
     }
 }
 
@@ -83,6 +120,29 @@ pub fn main_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn namespace_args(hostname: &str, uptime_offset: i64) -> NamespaceArgs {
+        NamespaceArgs {
+            hostname: hostname.to_string(),
+            uptime_offset,
+        }
+    }
+
+    #[test]
+    fn a_negative_uptime_offset_is_refused() {
+        let err = namespace_args("box", -5).validate().expect_err("negative");
+        assert!(
+            err.to_string()
+                .starts_with("--uptime-offset -5 is negative"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_hostname_is_refused() {
+        assert!(namespace_args("bad_name", 0).validate().is_err());
+        assert!(namespace_args("good-name", 3600).validate().is_ok());
+    }
 
     #[test]
     fn one_line_does_not_repeat_a_quoted_source() {

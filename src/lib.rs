@@ -10,6 +10,7 @@
 //! | [`process`] | fork, named preparation steps, exec, exit status | ch01-chroot |
 //! | [`image`] | the image store and the default image, built offline | ch01-chroot |
 //! | [`store`] | where nutshell writes: the data directory | ch01-chroot |
+//! | [`uts`] | the hostname, validated and set | ch02-namespaces |
 //! | [`namespaces`] | the eight namespace kinds and their clone flags | `nutshell doctor`; ch02–ch08 use them |
 //! | [`cgroups`] | cgroup layout detection (v1, v2, hybrid) | `nutshell doctor`; ch05-cgroups |
 //! | [`chapters`] | the chapter map and what each chapter needs | `nutshell doctor` |
@@ -27,3 +28,4 @@ pub mod namespaces;
 pub mod process;
 pub mod rootfs;
 pub mod store;
+pub mod uts;

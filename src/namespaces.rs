@@ -174,7 +174,12 @@ pub fn new_time_namespace_for_children(
     proc_dir: &Path,
 ) -> Result<(), NamespaceError> {
     unshare(&[Namespace::Time])?;
-    let path = proc_dir.join("self/timens_offsets");
+    // /proc/<tid>, not /proc/self: unshare changed this thread only, and in a
+    // multi-threaded process /proc/self is the thread-group leader. (The file exists only
+    // at the top level of /proc/<id>, not under /proc/thread-self.)
+    let path = proc_dir
+        .join(nix::unistd::gettid().to_string())
+        .join("timens_offsets");
     std::fs::write(&path, offsets.to_proc_format())
         .map_err(|source| NamespaceError::TimeOffsets { path, source })
 }

@@ -198,17 +198,49 @@ pub fn spawn(
     steps: Vec<Step<'_>>,
     argv: &[String],
 ) -> Result<Child, ProcessError> {
-    let program = argv.first().ok_or(ProcessError::EmptyCommand)?;
-    let args = argv
-        .iter()
-        .map(|a| CString::new(a.as_bytes()).map_err(|e| ProcessError::NulInArgument(a.clone(), e)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let env = container_env();
+    let command = Command::new(argv)?;
     clone_child(isolation, steps, |report| {
-        let errno = exec_in_path(program, &args, &env);
-        report_failure(report, &format!("exec {program}"), errno);
+        let errno = command.exec();
+        report_failure(report, &format!("exec {}", command.program), errno);
         127
     })
+}
+
+/// A command ready to exec: its arguments and environment already converted to C
+/// strings, so that the child has nothing left to allocate or fail on but the exec.
+#[derive(Debug, Clone)]
+pub struct Command {
+    program: String,
+    args: Vec<CString>,
+    env: Vec<CString>,
+}
+
+impl Command {
+    /// `argv[0]` and its arguments, with the container's environment ([`container_env`]).
+    pub fn new(argv: &[String]) -> Result<Command, ProcessError> {
+        let program = argv.first().ok_or(ProcessError::EmptyCommand)?.clone();
+        let args = argv
+            .iter()
+            .map(|a| {
+                CString::new(a.as_bytes()).map_err(|e| ProcessError::NulInArgument(a.clone(), e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Command {
+            program,
+            args,
+            env: container_env(),
+        })
+    }
+
+    /// The program name as given.
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// Replace this process with the command. Returns only on failure, with the errno.
+    pub fn exec(&self) -> Errno {
+        exec_in_path(&self.program, &self.args, &self.env)
+    }
 }
 
 /// Like [`spawn`], but after the steps the child runs `body` instead of a command and

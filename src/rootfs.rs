@@ -14,6 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::mount::{MsFlags, mount};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, chroot, mkdir};
 
@@ -59,6 +60,32 @@ pub fn enter_chroot(new_root: &Path) -> Result<(), Errno> {
     chdir("/")
 }
 // ANCHOR_END: enter_chroot
+
+// ANCHOR: mount_fresh_proc
+/// Mount a fresh procfs at `<rootfs>/proc`, for a process in a new mount namespace.
+///
+/// A proc filesystem shows the PID namespace of the process that mounts it, and the
+/// clocks of the time namespace of whoever reads it. Marking every mount private first
+/// keeps this one from propagating back to the host's mount table (chapter 4 explains
+/// propagation, and replaces this with a full plan).
+pub fn mount_fresh_proc(rootfs: &Path) -> Result<(), Errno> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(
+        Some("proc"),
+        &rootfs.join("proc"),
+        Some("proc"),
+        flags,
+        None::<&str>,
+    )
+}
+// ANCHOR_END: mount_fresh_proc
 
 /// A directory's identity, which survives any renaming of paths: its device and inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
