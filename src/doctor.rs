@@ -19,6 +19,7 @@ use crate::cgroups::{CgroupLayout, CgroupVersion};
 use crate::chapters::{CHAPTERS, Chapter, Need};
 use crate::image::{DEFAULT_IMAGE, Image, ImageStore};
 use crate::namespaces::Namespace;
+use crate::rootfs::make_mounts_private;
 
 /// The answer of one probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,13 +151,7 @@ fn probe_overlay(proc_dir: &Path) -> Probe {
     let probe = probe_in_child(|| {
         unshare(libc::CLONE_NEWNS)?;
         // Cut propagation first, so the test mount can never appear on the host.
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )?;
+        make_mounts_private()?;
         mount(
             Some("overlay"),
             &merged,

@@ -61,6 +61,20 @@ pub fn enter_chroot(new_root: &Path) -> Result<(), Errno> {
 }
 // ANCHOR_END: enter_chroot
 
+/// Stop mount events propagating between this mount namespace and the one it was copied
+/// from, in both directions, for every mount (`MS_REC`). Run first in a new mount
+/// namespace: where `/` is shared (systemd makes it so), a mount made inside would
+/// otherwise appear on the host.
+pub fn make_mounts_private() -> Result<(), Errno> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+}
+
 // ANCHOR: mount_fresh_proc
 /// Mount a fresh procfs at `<rootfs>/proc`, for a process in a new mount namespace.
 ///
@@ -69,13 +83,7 @@ pub fn enter_chroot(new_root: &Path) -> Result<(), Errno> {
 /// keeps this one from propagating back to the host's mount table (chapter 4 explains
 /// propagation, and replaces this with a full plan).
 pub fn mount_fresh_proc(rootfs: &Path) -> Result<(), Errno> {
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )?;
+    make_mounts_private()?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(
         Some("proc"),
