@@ -47,14 +47,16 @@ pub const CHAPTERS: &[Chapter] = &[
             Need::Namespace(Namespace::Uts),
             Need::Namespace(Namespace::Ipc),
             Need::Namespace(Namespace::Time),
+            // Only to mount a fresh /proc inside; chapter 4 is about mount namespaces.
+            Need::Namespace(Namespace::Mount),
         ],
-        written: false,
+        written: true,
     },
     Chapter {
         bin: "ch03-pid",
         adds: "the PID namespace and a PID 1 init",
         needs: &[Need::Namespace(Namespace::Pid)],
-        written: false,
+        written: true,
     },
     Chapter {
         bin: "ch04-mount",

@@ -11,6 +11,8 @@
 //! | [`image`] | the image store and the default image, built offline | ch01-chroot |
 //! | [`store`] | where nutshell writes: the data directory | ch01-chroot |
 //! | [`uts`] | the hostname, validated and set | ch02-namespaces |
+//! | [`ipc`] | System V and POSIX message queues: make, find, remove | ch02-namespaces |
+//! | [`init`] | the container's PID 1: start the command, forward signals, reap zombies | ch03-pid |
 //! | [`namespaces`] | the eight namespace kinds and their clone flags | `nutshell doctor`; ch02–ch08 use them |
 //! | [`cgroups`] | cgroup layout detection (v1, v2, hybrid) | `nutshell doctor`; ch05-cgroups |
 //! | [`chapters`] | the chapter map and what each chapter needs | `nutshell doctor` |
@@ -24,6 +26,8 @@ pub mod chapters;
 pub mod cli;
 pub mod doctor;
 pub mod image;
+pub mod init;
+pub mod ipc;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;

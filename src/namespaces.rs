@@ -45,6 +45,7 @@ impl Namespace {
         Namespace::Uts,
     ];
 
+    // ANCHOR: clone_flag
     /// The `CLONE_NEW*` flag for clone(2) and unshare(2). A raw `libc` value, because nix
     /// has no `CLONE_NEWTIME`.
     pub fn clone_flag(self) -> libc::c_int {
@@ -59,6 +60,7 @@ impl Namespace {
             Namespace::Time => libc::CLONE_NEWTIME,
         }
     }
+    // ANCHOR_END: clone_flag
 
     /// Its name under `/proc/PID/ns/`.
     pub fn proc_name(self) -> &'static str {
@@ -185,6 +187,55 @@ pub fn new_time_namespace_for_children(
 }
 // ANCHOR_END: new_time_namespace_for_children
 
+/// The three clocks a time namespace is about, read one after the other: two it can move
+/// and one it cannot. See clock_gettime(2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clocks {
+    /// CLOCK_REALTIME, the wall clock: never offset by a time namespace.
+    pub realtime: f64,
+    /// CLOCK_MONOTONIC, seconds since some point at boot, not counting suspend: offset.
+    pub monotonic: f64,
+    /// CLOCK_BOOTTIME, like CLOCK_MONOTONIC but counting suspend (the uptime): offset.
+    pub boottime: f64,
+}
+
+impl Clocks {
+    /// Read the three clocks, in seconds, as the calling process's time namespace sees them.
+    pub fn now() -> Result<Clocks, Errno> {
+        let read = |clock| {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `ts` is a valid timespec for the kernel to fill in.
+            Errno::result(unsafe { libc::clock_gettime(clock, &mut ts) })?;
+            Ok(ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9)
+        };
+        Ok(Clocks {
+            realtime: read(libc::CLOCK_REALTIME)?,
+            monotonic: read(libc::CLOCK_MONOTONIC)?,
+            boottime: read(libc::CLOCK_BOOTTIME)?,
+        })
+    }
+}
+
+/// The uptime in seconds from `/proc/uptime` under `proc_dir`: its first field, which the
+/// kernel reads from CLOCK_BOOTTIME in the reader's time namespace.
+pub fn read_uptime(proc_dir: &Path) -> std::io::Result<f64> {
+    let text = std::fs::read_to_string(proc_dir.join("uptime"))?;
+    parse_uptime(&text).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("unexpected /proc/uptime: {text:?}"),
+        )
+    })
+}
+
+/// The first field of `/proc/uptime`'s text (`12345.67 23456.78`).
+pub fn parse_uptime(text: &str) -> Option<f64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +263,19 @@ mod tests {
             TimeOffsets::uptime(86400).to_proc_format(),
             "monotonic 86400 0\nboottime 86400 0\n"
         );
+    }
+
+    #[test]
+    fn the_uptime_is_the_first_field() {
+        assert_eq!(parse_uptime("12345.67 23456.78\n"), Some(12345.67));
+        assert_eq!(parse_uptime(""), None);
+    }
+
+    #[test]
+    fn clocks_can_be_read() {
+        let clocks = Clocks::now().expect("clock_gettime");
+        assert!(clocks.boottime >= clocks.monotonic);
+        assert!(clocks.realtime > 1e9);
     }
 
     #[test]

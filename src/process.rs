@@ -25,6 +25,7 @@ use std::os::fd::OwnedFd;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
+use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Pid, execve, pipe2};
 
@@ -239,6 +240,13 @@ impl Command {
 
     /// Replace this process with the command. Returns only on failure, with the errno.
     pub fn exec(&self) -> Errno {
+        // Rust's runtime ignores SIGPIPE, and exec keeps ignored signals ignored: without
+        // this, `yes | head` inside the container would see EPIPE errors instead of the
+        // quiet death every Unix program expects.
+        // SAFETY: resetting a disposition to the default installs no handler.
+        if let Err(errno) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
+            return errno;
+        }
         exec_in_path(&self.program, &self.args, &self.env)
     }
 }
@@ -419,6 +427,24 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "enter the new root failed in the container process: EPERM: Operation not permitted"
+        );
+    }
+
+    #[test]
+    fn the_command_starts_with_sigpipe_at_its_default() {
+        // SigCgt/SigIgn are bitmasks of caught/ignored signals; SIGPIPE is bit 13 - 1.
+        let script =
+            "grep SigIgn /proc/self/status | (read _ mask; [ $(( 0x$mask & 0x1000 )) -eq 0 ])";
+        let child = spawn(
+            &Isolation::none(),
+            vec![],
+            &["sh".into(), "-c".into(), script.into()],
+        )
+        .expect("spawn sh");
+        assert_eq!(
+            child.wait().expect("wait"),
+            Exit::Code(0),
+            "SIGPIPE is still ignored in the command"
         );
     }
 

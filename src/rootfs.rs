@@ -33,6 +33,11 @@ pub enum RootfsError {
     /// The path exists but is not a directory.
     #[error("rootfs {0} is not a directory")]
     NotADirectory(PathBuf),
+    /// The directory has no `/bin/sh`, so it is not a root filesystem to run commands in.
+    #[error(
+        "rootfs {0} has no /bin/sh: give a root filesystem with a shell, or leave out --rootfs for the default image"
+    )]
+    NoShell(PathBuf),
 }
 
 /// Check that `path` is a directory we can use as a root, and return it absolute with
@@ -47,6 +52,16 @@ pub fn resolve_rootfs(path: &Path) -> Result<PathBuf, RootfsError> {
         return Err(RootfsError::NotADirectory(path.to_path_buf()));
     }
     Ok(resolved)
+}
+
+/// Check that `rootfs` has a `/bin/sh` (a file or a symlink: it is not followed, since an
+/// absolute link means a path inside the rootfs, not on the host), before anything is
+/// created for a container that could not run.
+pub fn require_shell(rootfs: &Path) -> Result<(), RootfsError> {
+    match fs::symlink_metadata(rootfs.join("bin/sh")) {
+        Ok(md) if !md.is_dir() => Ok(()),
+        _ => Err(RootfsError::NoShell(rootfs.to_path_buf())),
+    }
 }
 
 // ANCHOR: enter_chroot
@@ -94,6 +109,37 @@ pub fn mount_fresh_proc(rootfs: &Path) -> Result<(), Errno> {
     )
 }
 // ANCHOR_END: mount_fresh_proc
+
+/// Mount a tmpfs at `<rootfs>/dev` holding one device, `null`, for a process in a new
+/// mount namespace whose mounts are already private ([`mount_fresh_proc`] makes them so).
+///
+/// Chapter 3 needs it because a shell opens /dev/null for every background job (`cmd &`).
+/// Chapter 4 replaces it with a full minimal /dev.
+pub fn mount_dev_with_null(rootfs: &Path) -> Result<(), Errno> {
+    let dev = rootfs.join("dev");
+    mount(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("mode=755,size=64k"),
+    )?;
+    let null = dev.join("null");
+    let mode = Mode::from_bits_truncate(0o666);
+    nix::sys::stat::mknod(
+        &null,
+        nix::sys::stat::SFlag::S_IFCHR,
+        mode,
+        nix::sys::stat::makedev(1, 3),
+    )?;
+    // mknod applies the umask; /dev/null must be writable by everyone.
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        &null,
+        mode,
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+}
 
 /// A directory's identity, which survives any renaming of paths: its device and inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +237,16 @@ mod tests {
         let resolved = resolve_rootfs(&dir.path().join(".")).expect("a directory");
         assert!(resolved.is_absolute());
         assert_eq!(resolved, fs::canonicalize(dir.path()).expect("canonical"));
+    }
+
+    #[test]
+    fn require_shell_refuses_a_root_without_bin_sh() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let err = require_shell(dir.path()).expect_err("no /bin/sh");
+        assert!(matches!(err, RootfsError::NoShell(_)), "{err}");
+        fs::create_dir(dir.path().join("bin")).expect("mkdir bin");
+        std::os::unix::fs::symlink("/bin/busybox", dir.path().join("bin/sh")).expect("symlink");
+        assert!(require_shell(dir.path()).is_ok());
     }
 
     #[test]
