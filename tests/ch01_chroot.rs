@@ -5,7 +5,10 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{binary, data_dir, require_root, snapshot_settings, stderr, stdout};
+use common::{
+    assert_help_mentions, binary, data_dir, require_root, snapshot_settings, stderr,
+    stderr_as_nobody, stdout,
+};
 
 const CH01: &str = env!("CARGO_BIN_EXE_ch01-chroot");
 
@@ -212,26 +215,11 @@ fn a_command_missing_from_the_rootfs_is_named() {
 fn a_normal_user_is_told_it_needs_root() {
     require_root();
     let data = data_dir();
-    // Drop to nobody for this one run; setpriv is util-linux, on every distribution.
-    let output = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", CH01])
-        .env("NUTSHELL_DATA", data.path())
-        .output()
-        .expect("run setpriv");
-    assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_as_nobody(CH01, data.path());
     assert!(err.starts_with("ch01-chroot: error: ch01-chroot needs root: chroot(2) needs the CAP_SYS_CHROOT capability"), "{err}");
 }
 
 #[test]
 fn help_says_what_to_try() {
-    let output = std::process::Command::new(CH01)
-        .arg("--help")
-        .output()
-        .expect("run --help");
-    assert!(output.status.success());
-    let help = stdout(&output);
-    for flag in ["--rootfs", "--escape", "[CMD]..."] {
-        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
-    }
+    assert_help_mentions(CH01, &["--rootfs", "--escape", "[CMD]..."]);
 }

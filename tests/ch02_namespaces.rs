@@ -5,7 +5,10 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{data_dir, require_root, snapshot_settings, stderr, stdout};
+use common::{
+    assert_help_mentions, data_dir, require_root, snapshot_settings, stderr, stderr_as_nobody,
+    stdout,
+};
 use nutshell::ipc::{Found, QueueGuard, QueueNames};
 use nutshell::namespaces::read_uptime;
 
@@ -403,14 +406,7 @@ fn a_rootfs_without_a_shell_is_refused() {
 fn a_normal_user_is_told_it_needs_root() {
     require_root();
     let data = data_dir();
-    // Drop to nobody for this one run; setpriv is util-linux, on every distribution.
-    let output = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", CH02])
-        .env("NUTSHELL_DATA", data.path())
-        .output()
-        .expect("run setpriv");
-    assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_as_nobody(CH02, data.path());
     assert!(
         err.starts_with(
             "ch02-namespaces: error: ch02-namespaces needs root: new namespaces need CAP_SYS_ADMIN"
@@ -421,21 +417,16 @@ fn a_normal_user_is_told_it_needs_root() {
 
 #[test]
 fn help_says_what_to_try() {
-    let output = Command::new(CH02)
-        .arg("--help")
-        .output()
-        .expect("run --help");
-    assert!(output.status.success());
-    let help = stdout(&output);
-    for flag in [
-        "--rootfs",
-        "--hostname",
-        "--uptime-offset",
-        "--no-namespaces",
-        "[CMD]...",
-    ] {
-        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
-    }
+    assert_help_mentions(
+        CH02,
+        &[
+            "--rootfs",
+            "--hostname",
+            "--uptime-offset",
+            "--no-namespaces",
+            "[CMD]...",
+        ],
+    );
 }
 
 #[test]

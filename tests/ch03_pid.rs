@@ -12,7 +12,10 @@ use std::process::Stdio;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use common::{binary, data_dir, require_root, snapshot_settings, stderr, stdout};
+use common::{
+    assert_help_mentions, binary, data_dir, require_root, snapshot_settings, stderr,
+    stderr_as_nobody, stdout,
+};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -390,13 +393,7 @@ fn a_command_missing_from_the_rootfs_is_named() {
 fn a_normal_user_is_told_it_needs_root() {
     require_root();
     let data = data_dir();
-    let output = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", CH03])
-        .env("NUTSHELL_DATA", data.path())
-        .output()
-        .expect("run setpriv");
-    assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_as_nobody(CH03, data.path());
     assert!(
         err.starts_with("ch03-pid: error: ch03-pid needs root: "),
         "{err}"
@@ -405,21 +402,16 @@ fn a_normal_user_is_told_it_needs_root() {
 
 #[test]
 fn help_says_what_to_try() {
-    let output = std::process::Command::new(CH03)
-        .arg("--help")
-        .output()
-        .expect("run --help");
-    assert!(output.status.success());
-    let help = stdout(&output);
-    for flag in [
-        "--rootfs",
-        "--hostname",
-        "--uptime-offset",
-        "--no-init",
-        "--orphans",
-        "kill -TERM",
-        "[CMD]...",
-    ] {
-        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
-    }
+    assert_help_mentions(
+        CH03,
+        &[
+            "--rootfs",
+            "--hostname",
+            "--uptime-offset",
+            "--no-init",
+            "--orphans",
+            "kill -TERM",
+            "[CMD]...",
+        ],
+    );
 }

@@ -49,3 +49,28 @@ pub fn stdout(output: &std::process::Output) -> String {
 pub fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// Run `binary` as `nobody` (setpriv is util-linux, on every distribution) and return its
+/// stderr after checking it exited 1: every chapter refuses a normal user up front.
+pub fn stderr_as_nobody(binary: &str, data: &Path) -> String {
+    let output = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", binary])
+        .env("NUTSHELL_DATA", data)
+        .output()
+        .expect("run setpriv");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    stderr(&output)
+}
+
+/// Check that `binary --help` succeeds and mentions each of `needles`.
+pub fn assert_help_mentions(binary: &str, needles: &[&str]) {
+    let output = std::process::Command::new(binary)
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let help = stdout(&output);
+    for needle in needles {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+}
