@@ -62,7 +62,7 @@ pub const CHAPTERS: &[Chapter] = &[
         bin: "ch04-mount",
         adds: "the mount namespace and pivot_root",
         needs: &[Need::Namespace(Namespace::Mount)],
-        written: false,
+        written: true,
     },
     Chapter {
         bin: "ch05-cgroups",

@@ -13,6 +13,7 @@
 //! | [`uts`] | the hostname, validated and set | ch02-namespaces |
 //! | [`ipc`] | System V and POSIX message queues: make, find, remove | ch02-namespaces |
 //! | [`init`] | the container's PID 1: start the command, forward signals, reap zombies | ch03-pid |
+//! | [`mounts`] | the mount plan: propagation, pivot_root, /proc /dev /sys, masked and read-only paths | ch04-mount |
 //! | [`namespaces`] | the eight namespace kinds and their clone flags | `nutshell doctor`; ch02–ch08 use them |
 //! | [`cgroups`] | cgroup layout detection (v1, v2, hybrid) | `nutshell doctor`; ch05-cgroups |
 //! | [`chapters`] | the chapter map and what each chapter needs | `nutshell doctor` |
@@ -28,6 +29,7 @@ pub mod doctor;
 pub mod image;
 pub mod init;
 pub mod ipc;
+pub mod mounts;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
