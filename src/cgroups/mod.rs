@@ -22,11 +22,40 @@
 //!   where each one is.
 //!
 //! Chapter `ch05-cgroups` introduces cgroups and puts containers under limits. The
-//! [`layout`] detection comes first and is already used by `nutshell doctor`, which
-//! prints which of the three layouts the machine has.
+//! module is split the way the work is:
 //!
-//! See also [cgroups(7)](https://man7.org/linux/man-pages/man7/cgroups.7.html).
+//! - [`layout`] finds the hierarchies from `/proc/self/mountinfo` (also used by
+//!   `nutshell doctor`, which prints which of the three layouts the machine has);
+//! - [`cpu`] is the arithmetic of CPU limits: `--cpus` to CFS quota and period, v1
+//!   shares to v2 weight by both formulas runtimes have used;
+//! - [`settings`] plans which file gets which value on this layout (`cpu.max` or
+//!   `cpu.cfs_quota_us`, `memory.max` or `memory.limit_in_bytes`, `pids.max`);
+//! - [`cgroup`] makes the cgroup under `<mount>/nutshell/`, writes the plan, moves
+//!   processes in, reads the counters (usage, throttling, OOM kills, refused forks) and
+//!   removes it.
+//!
+//! The first three are pure and tested on fixtures; [`cgroup`] takes every path from
+//! the layout, so it is tested on a fake tree in a temp dir as well as for real.
+//!
+//! See also [cgroups(7)](https://man7.org/linux/man-pages/man7/cgroups.7.html),
+//! [cgroup-v2.rst](https://docs.kernel.org/admin-guide/cgroup-v2.html) and
+//! [sched-bwc.rst](https://docs.kernel.org/scheduler/sched-bwc.html).
 
+pub mod cgroup;
+mod cgroupfs;
+pub mod cpu;
 pub mod layout;
+pub mod settings;
 
-pub use layout::{CgroupLayout, CgroupMount, CgroupVersion, Layout, LayoutError};
+pub use cgroup::{
+    Cgroup, CgroupDir, CgroupError, CpuStats, MemoryEvents, PARENT, PidsStats, online_cpus,
+    standard_controllers, swap_accounting,
+};
+pub use cpu::{
+    CpuError, CpuQuota, DEFAULT_PERIOD_US, MAX_PERIOD_US, MIN_QUOTA_US, quota_from_cpus,
+    quota_from_parts, shares_to_weight, shares_to_weight_linear, validate_shares,
+};
+pub use layout::{CgroupLayout, CgroupMount, CgroupVersion, Layout, LayoutError, detect_host};
+pub use settings::{
+    MIN_MEMORY_BYTES, Resources, Setting, SettingsError, SwapPolicy, parse_size, plan, render_table,
+};

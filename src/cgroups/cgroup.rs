@@ -1,0 +1,604 @@
+//! A real cgroup: make it, write its limits, put processes in, read its counters, remove it.
+//!
+//! A cgroup is a directory: `mkdir` creates it (the kernel fills it with interface files),
+//! writing a PID to its `cgroup.procs` moves that process in, and `rmdir` removes it once
+//! no process is left. nutshell makes every cgroup under a `nutshell` directory of its own
+//! (`<mount>/nutshell/<name>`) and never writes to a cgroup it did not create.
+//!
+//! The two versions differ in how a cgroup gets its controllers:
+//!
+//! - **v1**: each hierarchy has its own controllers, so a container needs one directory
+//!   per hierarchy (on a hybrid host: `cpu/nutshell/c1`, `cpuacct/nutshell/c1`,
+//!   `memory/nutshell/c1`, ...), and the PID goes into each one's `cgroup.procs`. A new
+//!   `cpuset` cgroup starts with empty `cpuset.cpus`/`cpuset.mems` and refuses processes
+//!   until they are copied from the parent.
+//! - **v2**: one tree. A controller is available in a cgroup only if its parent lists it
+//!   in `cgroup.subtree_control` (`echo +cpu > nutshell/cgroup.subtree_control`), and the
+//!   "no internal processes" rule says a cgroup that hands controllers to its children
+//!   holds no processes itself — which is why containers live one level below `nutshell`.
+//!   Whoever owns the root decides what is delegated: if the root's own
+//!   `cgroup.subtree_control` lacks a controller, nutshell says so rather than change it.
+//!
+//! Every path comes from the [`CgroupLayout`], so tests run this code on a fake tree of
+//! plain directories in a temp dir.
+//!
+//! See also [cgroups(7)](https://man7.org/linux/man-pages/man7/cgroups.7.html) and
+//! [cgroup-v2.rst](https://docs.kernel.org/admin-guide/cgroup-v2.html) (sections
+//! "Controlling Controllers" and "No Internal Process Constraint").
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::thread;
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+use super::cgroupfs::{copy_cpuset, mkdir, read_keyed, read_number, remove_dir, write_file};
+use super::layout::{CgroupLayout, CgroupMount, CgroupVersion};
+use super::settings::Setting;
+
+/// Every cgroup the project makes lives under `<mount>/nutshell/`.
+pub const PARENT: &str = "nutshell";
+
+/// How often [`Cgroup::create`] starts over when a sibling removes the shared parent in
+/// between, and how often [`Cgroup::remove`] retries `EBUSY` (10 ms apart).
+const CREATE_ATTEMPTS: usize = 5;
+const REMOVE_ATTEMPTS: usize = 200;
+
+/// One directory of a cgroup: the part of it in one hierarchy.
+#[derive(Debug)]
+pub struct CgroupDir {
+    /// The hierarchy's version.
+    pub version: CgroupVersion,
+    /// The requested controllers this directory serves.
+    pub controllers: Vec<String>,
+    /// `<mount>/nutshell/<name>`.
+    pub path: PathBuf,
+}
+
+/// A cgroup this process created, in every hierarchy that holds one of its controllers.
+/// Dropping it removes it (best effort); call [`Cgroup::remove`] to see errors.
+#[derive(Debug)]
+pub struct Cgroup {
+    name: String,
+    dirs: Vec<CgroupDir>,
+    /// `cgroup.procs` of every dir, made ahead so [`Cgroup::join_self`] need not allocate
+    /// in a freshly cloned child.
+    procs_files: Vec<CString>,
+    removed: bool,
+}
+
+/// Errors from making, filling, reading or removing a cgroup.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// The name is not a single, plain path component.
+    #[error("cgroup name {name:?}: {problem}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// No hierarchy on this host has a requested controller.
+    #[error("controller {controller} is not available on this host ({layout})")]
+    ControllerMissing {
+        /// The controller.
+        controller: String,
+        /// The host's layout.
+        layout: String,
+    },
+    /// The cgroup2 root does not delegate a controller to its children.
+    #[error(
+        "controller {controller} is not enabled in {}: nutshell never writes to a cgroup \
+         it did not create; enable it as root with `echo +{controller} > {}`",
+        path.display(), path.display()
+    )]
+    NotDelegated {
+        /// The controller.
+        controller: String,
+        /// The root's `cgroup.subtree_control`.
+        path: PathBuf,
+    },
+    /// A cgroup of that name already exists (another container, or a leftover).
+    #[error("create cgroup {}: it already exists", path.display())]
+    AlreadyExists {
+        /// The existing directory.
+        path: PathBuf,
+    },
+    /// `mkdir` failed.
+    #[error("create cgroup {}: {source}", path.display())]
+    Create {
+        /// The directory.
+        path: PathBuf,
+        /// The error, with its errno.
+        source: io::Error,
+    },
+    /// Writing a cgroup file failed (the kernel rejects bad values with `EINVAL`).
+    #[error("write {value:?} to {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What was written.
+        value: String,
+        /// The error, with its errno.
+        source: io::Error,
+    },
+    /// Reading a cgroup file failed.
+    #[error("read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error, with its errno.
+        source: io::Error,
+    },
+    /// A counter file does not have the expected shape.
+    #[error("parse {}: {problem}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        problem: String,
+    },
+    /// A setting or counter needs a controller this cgroup was not created with.
+    #[error("cgroup {name} has no {version} directory for controller {controller}")]
+    NoDirectory {
+        /// The cgroup's name.
+        name: String,
+        /// The version asked for.
+        version: CgroupVersion,
+        /// The controller asked for.
+        controller: String,
+    },
+    /// `rmdir` failed (`EBUSY`: processes are still inside).
+    #[error("remove cgroup {}: {source}", path.display())]
+    Remove {
+        /// The directory.
+        path: PathBuf,
+        /// The error, with its errno.
+        source: io::Error,
+    },
+}
+
+/// CPU counters, all in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuStats {
+    /// CPU time used by the group.
+    pub usage_ns: u64,
+    /// Bandwidth periods in which the group had runnable threads.
+    pub nr_periods: u64,
+    /// Periods that ended with the group throttled (quota used up).
+    pub nr_throttled: u64,
+    /// Total time the group's threads spent throttled.
+    pub throttled_ns: u64,
+}
+
+/// Memory limit counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryEvents {
+    /// Processes the OOM killer killed in the group.
+    pub oom_kill: u64,
+    /// Times usage hit the limit (v2 `memory.events` max, v1 `memory.failcnt`).
+    pub limit_hits: u64,
+    /// Highest usage seen, if the kernel records it.
+    pub peak_bytes: Option<u64>,
+}
+
+/// Task counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PidsStats {
+    /// Tasks in the group now.
+    pub current: u64,
+    /// Forks refused because the group was at `pids.max`.
+    pub max_hits: u64,
+}
+
+impl Cgroup {
+    // ANCHOR: create
+    /// Makes `<mount>/nutshell/<name>` in every hierarchy that holds one of `controllers`:
+    /// one directory per v1 hierarchy, one in the cgroup2 tree with the controllers
+    /// enabled in `<mount>/nutshell/cgroup.subtree_control`. On failure removes what it
+    /// made.
+    pub fn create(
+        layout: &CgroupLayout,
+        name: &str,
+        controllers: &[&str],
+    ) -> Result<Cgroup, CgroupError> {
+        validate_name(name)?;
+        // Check everything before making anything, so bad input leaves nothing behind.
+        let mut planned: Vec<(&CgroupMount, Vec<String>)> = Vec::new();
+        for &controller in controllers {
+            let mount =
+                layout
+                    .mount_for(controller)
+                    .ok_or_else(|| CgroupError::ControllerMissing {
+                        controller: controller.to_owned(),
+                        layout: layout.layout.to_string(),
+                    })?;
+            if mount.version == CgroupVersion::V2 {
+                check_delegated(mount, controller)?;
+            }
+            match planned
+                .iter_mut()
+                .find(|(m, _)| m.mount_point == mount.mount_point)
+            {
+                Some((_, list)) => list.push(controller.to_owned()),
+                None => planned.push((mount, vec![controller.to_owned()])),
+            }
+        }
+        let mut cgroup = Cgroup {
+            name: name.to_owned(),
+            dirs: Vec::new(),
+            procs_files: Vec::new(),
+            removed: false,
+        };
+        for (mount, controllers) in planned {
+            let path = mount.mount_point.join(PARENT).join(name);
+            // On error `cgroup` is dropped here, which removes the dirs made so far.
+            make_dir(mount, &controllers, &path)?;
+            let procs = path.join("cgroup.procs");
+            cgroup
+                .procs_files
+                .push(CString::new(procs.as_os_str().as_bytes()).map_err(|_| {
+                    CgroupError::InvalidName {
+                        name: name.to_owned(),
+                        problem: "the cgroup path contains a NUL byte",
+                    }
+                })?);
+            let version = mount.version;
+            cgroup.dirs.push(CgroupDir {
+                version,
+                controllers,
+                path,
+            });
+        }
+        Ok(cgroup)
+    }
+    // ANCHOR_END: create
+
+    /// The name given to [`Cgroup::create`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The directories, one per hierarchy.
+    pub fn dirs(&self) -> &[CgroupDir] {
+        &self.dirs
+    }
+
+    /// Writes each setting to its file in the dir of its controller, in order.
+    pub fn apply(&self, settings: &[Setting]) -> Result<(), CgroupError> {
+        for setting in settings {
+            let dir = self.dir_for(setting.version, &setting.controller)?;
+            write_file(&dir.path.join(&setting.file), &setting.value)?;
+        }
+        Ok(())
+    }
+
+    // ANCHOR: join_self
+    /// Moves the calling process into the cgroup: writes `0` (meaning "the writer") to
+    /// `cgroup.procs` in every dir. Meant as a step in a freshly cloned child, so it only
+    /// makes raw syscalls; returns the errno of the first failure.
+    pub fn join_self(&self) -> Result<(), Errno> {
+        for procs in &self.procs_files {
+            // SAFETY: `procs` is a NUL-terminated path; the fd is closed on every path.
+            let fd = unsafe {
+                libc::open(
+                    procs.as_ptr(),
+                    libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
+                )
+            };
+            let fd = Errno::result(fd)?;
+            // SAFETY: writes one byte from a static buffer to the fd opened above.
+            let written = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+            let result = Errno::result(written);
+            // SAFETY: fd is ours and not used after this.
+            unsafe { libc::close(fd) };
+            result?;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: join_self
+
+    /// Moves process `pid` (and, on v2, all its threads) into the cgroup.
+    pub fn add_pid(&self, pid: Pid) -> Result<(), CgroupError> {
+        for dir in &self.dirs {
+            write_file(&dir.path.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    // ANCHOR: cpu_stats
+    /// Reads CPU usage and throttling, normalised to nanoseconds: v1 from
+    /// `cpuacct.usage` and the `cpu` hierarchy's `cpu.stat` (`throttled_time`), v2 from
+    /// `cpu.stat` (`usage_usec`, `throttled_usec`).
+    pub fn cpu_stats(&self) -> Result<CpuStats, CgroupError> {
+        let cpu = self.dir_for_any("cpu")?;
+        let stat_path = cpu.path.join("cpu.stat");
+        let stat = read_keyed(&stat_path)?;
+        let field = |key: &str| -> Result<u64, CgroupError> {
+            stat.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| CgroupError::Parse {
+                    path: stat_path.clone(),
+                    problem: format!("no {key} line"),
+                })
+        };
+        Ok(match cpu.version {
+            CgroupVersion::V1 => CpuStats {
+                usage_ns: read_number(&self.dir_for_any("cpuacct")?.path.join("cpuacct.usage"))?,
+                nr_periods: field("nr_periods")?,
+                nr_throttled: field("nr_throttled")?,
+                throttled_ns: field("throttled_time")?,
+            },
+            CgroupVersion::V2 => CpuStats {
+                usage_ns: field("usage_usec")? * 1000,
+                nr_periods: field("nr_periods")?,
+                nr_throttled: field("nr_throttled")?,
+                throttled_ns: field("throttled_usec")? * 1000,
+            },
+        })
+    }
+    // ANCHOR_END: cpu_stats
+
+    /// Reads OOM kills, limit hits and peak usage: v2 `memory.events` (`oom_kill`, `max`)
+    /// and `memory.peak`; v1 `memory.oom_control` (`oom_kill`), `memory.failcnt` and
+    /// `memory.max_usage_in_bytes`.
+    pub fn memory_events(&self) -> Result<MemoryEvents, CgroupError> {
+        let dir = self.dir_for_any("memory")?;
+        let value = |pairs: &[(String, u64)], key: &str| {
+            pairs.iter().find(|(k, _)| k == key).map_or(0, |(_, v)| *v)
+        };
+        let optional = |path: PathBuf| match read_number(&path) {
+            Ok(n) => Ok(Some(n)),
+            Err(CgroupError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        };
+        Ok(match dir.version {
+            CgroupVersion::V2 => {
+                let events = read_keyed(&dir.path.join("memory.events"))?;
+                MemoryEvents {
+                    oom_kill: value(&events, "oom_kill"),
+                    limit_hits: value(&events, "max"),
+                    peak_bytes: optional(dir.path.join("memory.peak"))?,
+                }
+            }
+            CgroupVersion::V1 => {
+                // oom_kill appeared in memory.oom_control in Linux 4.13; older kernels
+                // only have under_oom, so a missing line counts as 0.
+                let control = read_keyed(&dir.path.join("memory.oom_control"))?;
+                MemoryEvents {
+                    oom_kill: value(&control, "oom_kill"),
+                    limit_hits: read_number(&dir.path.join("memory.failcnt"))?,
+                    peak_bytes: optional(dir.path.join("memory.max_usage_in_bytes"))?,
+                }
+            }
+        })
+    }
+
+    /// Reads `pids.current` and the `max` count of `pids.events`.
+    pub fn pids_stats(&self) -> Result<PidsStats, CgroupError> {
+        let dir = self.dir_for_any("pids")?;
+        let events = read_keyed(&dir.path.join("pids.events"))?;
+        Ok(PidsStats {
+            current: read_number(&dir.path.join("pids.current"))?,
+            max_hits: events
+                .iter()
+                .find(|(k, _)| k == "max")
+                .map_or(0, |(_, v)| *v),
+        })
+    }
+
+    /// Removes every dir (retrying `EBUSY` for up to 2 s while processes finish
+    /// exiting), then tries the `nutshell` parents, which stay if another container
+    /// still uses them. Idempotent.
+    pub fn remove(&mut self) -> Result<(), CgroupError> {
+        if self.removed {
+            return Ok(());
+        }
+        for dir in &self.dirs {
+            remove_dir(&dir.path, REMOVE_ATTEMPTS)?;
+        }
+        for dir in &self.dirs {
+            if let Some(parent) = dir.path.parent() {
+                // EBUSY/ENOTEMPTY: a sibling container is inside; its remove() tries again.
+                let _ = remove_dir(parent, 1);
+            }
+        }
+        self.removed = true;
+        Ok(())
+    }
+
+    fn dir_for(&self, version: CgroupVersion, controller: &str) -> Result<&CgroupDir, CgroupError> {
+        self.dirs
+            .iter()
+            .find(|d| d.version == version && d.controllers.iter().any(|c| c == controller))
+            .ok_or_else(|| CgroupError::NoDirectory {
+                name: self.name.clone(),
+                version,
+                controller: controller.to_owned(),
+            })
+    }
+
+    fn dir_for_any(&self, controller: &str) -> Result<&CgroupDir, CgroupError> {
+        let found = self
+            .dirs
+            .iter()
+            .find(|d| d.controllers.iter().any(|c| c == controller));
+        let version = self.dirs.first().map_or(CgroupVersion::V2, |d| d.version);
+        found.map_or_else(|| self.dir_for(version, controller), Ok)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // Teardown on every path, also when a step failed; errors were reported already
+        // or cannot be acted on here.
+        let _ = self.remove();
+    }
+}
+
+/// Whether the memory controller can limit swap here: v1 `memory.memsw.limit_in_bytes`
+/// in the hierarchy root, v2 `memory.swap.max` in `nutshell` or any child of the root
+/// (the root itself has no memory.* files).
+pub fn swap_accounting(layout: &CgroupLayout) -> bool {
+    let Some(mount) = layout.mount_for("memory") else {
+        return false;
+    };
+    match mount.version {
+        CgroupVersion::V1 => mount
+            .mount_point
+            .join("memory.memsw.limit_in_bytes")
+            .exists(),
+        CgroupVersion::V2 => fs::read_dir(&mount.mount_point).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|entry| entry.path().join("memory.swap.max").exists())
+        }),
+    }
+}
+
+/// The controllers a container's cgroup uses here: `cpu`, `memory`, `pids`, plus
+/// `cpuacct` where a v1 hierarchy has it (v2 counts CPU usage in `cpu.stat` itself and
+/// has no `cpuacct`). Pass it to [`Cgroup::create`] so one call works on every layout.
+pub fn standard_controllers(layout: &CgroupLayout) -> Vec<&'static str> {
+    let mut controllers = vec!["cpu", "memory", "pids"];
+    if layout.v1_mount_for("cpuacct").is_some() {
+        controllers.insert(1, "cpuacct");
+    }
+    controllers
+}
+
+/// CPUs online (sysconf `_SC_NPROCESSORS_ONLN`), the upper bound for `--cpus`.
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(online)
+        .ok()
+        .filter(|&n| n > 0)
+        .or_else(|| thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1)
+}
+
+/// A cgroup name is one path component: not empty, `.` or `..`, no `/` or NUL.
+fn validate_name(name: &str) -> Result<(), CgroupError> {
+    let problem = if name.is_empty() {
+        Some("must not be empty")
+    } else if name == "." || name == ".." {
+        Some("must not be . or ..")
+    } else if name.contains('/') || name.contains('\0') {
+        Some("must be a single path component (no / or NUL)")
+    } else if name.len() > 255 {
+        Some("must be at most 255 bytes")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(CgroupError::InvalidName {
+            name: name.to_owned(),
+            problem,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Fails unless the cgroup2 root lists `controller` in its `cgroup.subtree_control`.
+fn check_delegated(mount: &CgroupMount, controller: &str) -> Result<(), CgroupError> {
+    let path = mount.mount_point.join("cgroup.subtree_control");
+    let enabled = fs::read_to_string(&path).map_err(|source| CgroupError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    if enabled.split_whitespace().any(|c| c == controller) {
+        Ok(())
+    } else {
+        Err(CgroupError::NotDelegated {
+            controller: controller.to_owned(),
+            path,
+        })
+    }
+}
+
+/// Makes `<mount>/nutshell` (if needed) and `path` below it, starting over when a sibling
+/// removes the empty parent between the two `mkdir`s.
+fn make_dir(mount: &CgroupMount, controllers: &[String], path: &Path) -> Result<(), CgroupError> {
+    let parent = mount.mount_point.join(PARENT);
+    for attempt in 1..=CREATE_ATTEMPTS {
+        mkdir(&parent, true)?;
+        let prepared = prepare_parent(mount, controllers, &parent);
+        let made = prepared.and_then(|()| mkdir(path, false));
+        match made {
+            Err(CgroupError::Create { source, .. } | CgroupError::Write { source, .. })
+                if source.raw_os_error() == Some(libc::ENOENT) && attempt < CREATE_ATTEMPTS =>
+            {
+                continue;
+            }
+            Err(err) => {
+                // Leave no empty parent behind either (kept if a sibling is in it).
+                let _ = remove_dir(&parent, 1);
+                return Err(err);
+            }
+            Ok(()) => break,
+        }
+    }
+    let is_cpuset = mount.version == CgroupVersion::V1 && controllers.iter().any(|c| c == "cpuset");
+    if is_cpuset && let Err(err) = copy_cpuset(&parent, path) {
+        let _ = remove_dir(path, 1);
+        let _ = remove_dir(&parent, 1);
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// v2: enable the controllers for the children of `nutshell`. v1 cpuset: give `nutshell`
+/// the root's CPUs and memory nodes.
+fn prepare_parent(
+    mount: &CgroupMount,
+    controllers: &[String],
+    parent: &Path,
+) -> Result<(), CgroupError> {
+    match mount.version {
+        CgroupVersion::V2 => {
+            let file = parent.join("cgroup.subtree_control");
+            let enabled = fs::read_to_string(&file).unwrap_or_default();
+            let missing: Vec<String> = controllers
+                .iter()
+                .filter(|c| !enabled.split_whitespace().any(|e| e == c.as_str()))
+                .map(|c| format!("+{c}"))
+                .collect();
+            // One write for all: the kernel takes a space-separated list.
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                write_file(&file, &missing.join(" "))
+            }
+        }
+        CgroupVersion::V1 if controllers.iter().any(|c| c == "cpuset") => {
+            copy_cpuset(&mount.mount_point, parent)
+        }
+        CgroupVersion::V1 => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_be_one_plain_component() {
+        for name in ["", ".", "..", "a/b", "/abs", "nul\0", &"x".repeat(256)] {
+            assert!(
+                matches!(validate_name(name), Err(CgroupError::InvalidName { .. })),
+                "{name:?}"
+            );
+        }
+        for name in ["c1", "ch05-1234-0", "with.dot", "..."] {
+            assert!(validate_name(name).is_ok(), "{name:?}");
+        }
+    }
+}

@@ -1,0 +1,592 @@
+//! The settings plan: which cgroup file gets which value, for the limits asked for and the
+//! layout this host has.
+//!
+//! The same `--cpus 0.5 --memory 64M --pids-limit 32` is written differently on the two
+//! cgroup versions:
+//!
+//! | limit  | cgroup v1                                         | cgroup v2                 |
+//! |--------|---------------------------------------------------|---------------------------|
+//! | CPU    | `cpu.cfs_period_us`, `cpu.cfs_quota_us`           | `cpu.max` = `QUOTA PERIOD` |
+//! | shares | `cpu.shares` (2..=262144, default 1024)           | `cpu.weight` (1..=10000, default 100) |
+//! | memory | `memory.limit_in_bytes`                           | `memory.max`              |
+//! | swap   | `memory.memsw.limit_in_bytes` (memory **+** swap) | `memory.swap.max` (swap alone) |
+//! | pids   | `pids.max`                                        | `pids.max`                |
+//!
+//! **Memory.** When a group's usage reaches its limit the kernel first reclaims (drops page
+//! cache, swaps out anonymous memory if swap is allowed); if that frees too little it
+//! invokes the OOM killer *inside the group* and counts an `oom_kill` event. Letting the
+//! container swap would make the limit soft, so by default ([`SwapPolicy::NoSwap`]) the
+//! swap limit is set too: on v1 memory+swap = memory, on v2 `memory.swap.max` = 0.
+//!
+//! **pids.** `pids.max` caps the number of tasks (processes *and* threads) in the group;
+//! once reached, `fork(2)`/`clone(2)` fail with `EAGAIN` and `pids.events` counts a `max`
+//! event, so a fork bomb stops at the limit without hurting the host.
+//!
+//! Planning is pure: [`plan`] takes the [`Resources`] and a [`CgroupLayout`] and returns
+//! [`Setting`]s; [`super::cgroup::Cgroup::apply`] writes them.
+//!
+//! See also [cgroup-v2.rst](https://docs.kernel.org/admin-guide/cgroup-v2.html) (memory,
+//! pids), the v1 [memory.rst](https://docs.kernel.org/admin-guide/cgroup-v1/memory.html)
+//! and [pids.rst](https://docs.kernel.org/admin-guide/cgroup-v1/pids.html), and
+//! [cgroups(7)](https://man7.org/linux/man-pages/man7/cgroups.7.html).
+
+use std::fmt::Write as _;
+
+use super::cpu::{CpuQuota, shares_to_weight, shares_to_weight_linear};
+use super::layout::{CgroupLayout, CgroupVersion};
+
+/// Docker's smallest memory limit (6 MiB): below it a container cannot even start its
+/// shell without being OOM-killed.
+pub const MIN_MEMORY_BYTES: u64 = 6 * 1024 * 1024;
+
+/// The limits a container asked for. `None` leaves the kernel's default (no limit).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resources {
+    /// CFS bandwidth limit (`--cpus`, or `--cpu-quota`/`--cpu-period`).
+    pub cpu_quota: Option<CpuQuota>,
+    /// Validated v1 shares (`--cpu-shares`); v2 gets [`shares_to_weight`] of it.
+    pub cpu_shares: Option<u64>,
+    /// Memory limit in bytes (`--memory`), at least [`MIN_MEMORY_BYTES`].
+    pub memory_bytes: Option<u64>,
+    /// Whether the container may swap beyond its memory limit.
+    pub swap: SwapPolicy,
+    /// Maximum number of tasks (`--pids-limit`).
+    pub pids_max: Option<u64>,
+}
+
+/// What a memory limit means for swap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SwapPolicy {
+    /// The memory+swap limit equals the memory limit: the container cannot swap, so the
+    /// limit is hard and exceeding it ends in the OOM killer.
+    #[default]
+    NoSwap,
+    /// No swap limit: the container may swap out as much as the host allows.
+    Unlimited,
+}
+
+/// One value to write into one cgroup file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// The hierarchy the file lives in.
+    pub version: CgroupVersion,
+    /// The controller that owns the file (`cpu`, `memory`, `pids`).
+    pub controller: String,
+    /// The file name inside the cgroup directory, e.g. `cpu.max`.
+    pub file: String,
+    /// What gets written.
+    pub value: String,
+    /// A short sentence saying what the value does.
+    pub meaning: String,
+}
+
+impl Setting {
+    /// The command-line flag(s) this setting comes from, for the first column of
+    /// [`render_table`].
+    pub fn ask(&self) -> &'static str {
+        match self.file.as_str() {
+            "cpu.cfs_period_us" | "cpu.cfs_quota_us" | "cpu.max" => "--cpus / --cpu-quota",
+            "cpu.shares" | "cpu.weight" => "--cpu-shares",
+            "memory.limit_in_bytes" | "memory.max" => "--memory",
+            "memory.memsw.limit_in_bytes" | "memory.swap.max" => "swap policy",
+            "pids.max" => "--pids-limit",
+            _ => "",
+        }
+    }
+}
+
+/// A plan that cannot be made, or a size that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// No hierarchy on this host has the controller a limit needs.
+    #[error(
+        "controller {controller} is not available on this host ({layout}): \
+         no v1 hierarchy and no cgroup2 tree offers it"
+    )]
+    ControllerMissing {
+        /// The controller that is missing.
+        controller: String,
+        /// The host's layout, as `nutshell doctor` names it.
+        layout: String,
+    },
+    /// A memory size is not a number with an optional k/m/g suffix.
+    #[error(
+        "memory size {text:?}: expected a number of bytes with an optional k, m or g suffix, e.g. 64M"
+    )]
+    InvalidSize {
+        /// The text given.
+        text: String,
+    },
+    /// A memory limit is below [`MIN_MEMORY_BYTES`].
+    #[error("memory limit {bytes} bytes: must be at least {MIN_MEMORY_BYTES} bytes (6M)")]
+    MemoryTooSmall {
+        /// The limit asked for.
+        bytes: u64,
+    },
+    /// `--pids-limit 0` would forbid even the container's first process.
+    #[error("pids limit {pids}: must be at least 1")]
+    PidsTooSmall {
+        /// The limit asked for.
+        pids: u64,
+    },
+}
+
+/// Parses a memory size like Docker: `1048576`, `512k`, `64M`, `1g` (binary multiples,
+/// case-insensitive, an optional trailing `b`).
+pub fn parse_size(text: &str) -> Result<u64, SettingsError> {
+    let invalid = || SettingsError::InvalidSize {
+        text: text.to_owned(),
+    };
+    let lower = text.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, shift) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 10),
+        Some('m') => (&lower[..lower.len() - 1], 20),
+        Some('g') => (&lower[..lower.len() - 1], 30),
+        _ => (lower, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let number: u64 = digits.parse().map_err(|_| invalid())?;
+    number.checked_mul(1 << shift).ok_or_else(invalid)
+}
+
+// ANCHOR: plan
+// ANCHOR: plan_fn
+/// What files get which values, for this layout.
+///
+/// Each controller is looked up where it lives — its v1 hierarchy if it has one, else the
+/// cgroup2 tree — so on a hybrid host one plan can mix both versions. `swap_accounting`
+/// says whether the memory controller can limit swap here (v1: `memory.memsw.*` exists;
+/// v2: `memory.swap.max` exists); without it no swap setting is planned.
+pub fn plan(
+    resources: &Resources,
+    layout: &CgroupLayout,
+    swap_accounting: bool,
+) -> Result<Vec<Setting>, SettingsError> {
+    let version_of = |controller: &str| {
+        layout
+            .mount_for(controller)
+            .map(|mount| mount.version)
+            .ok_or_else(|| SettingsError::ControllerMissing {
+                controller: controller.to_owned(),
+                layout: layout.layout.to_string(),
+            })
+    };
+    let mut settings = Vec::new();
+    if resources.cpu_quota.is_some() || resources.cpu_shares.is_some() {
+        settings.extend(cpu_settings(resources, version_of("cpu")?));
+    }
+    if let Some(bytes) = resources.memory_bytes {
+        if bytes < MIN_MEMORY_BYTES {
+            return Err(SettingsError::MemoryTooSmall { bytes });
+        }
+        let version = version_of("memory")?;
+        settings.extend(memory_settings(
+            bytes,
+            resources.swap,
+            version,
+            swap_accounting,
+        ));
+    }
+    if let Some(pids) = resources.pids_max {
+        if pids == 0 {
+            return Err(SettingsError::PidsTooSmall { pids });
+        }
+        let meaning =
+            format!("at most {pids} tasks (processes + threads); fork fails with EAGAIN beyond");
+        settings.push(setting(
+            version_of("pids")?,
+            "pids",
+            "pids.max",
+            pids.to_string(),
+            meaning,
+        ));
+    }
+    Ok(settings)
+}
+
+// ANCHOR_END: plan_fn
+
+// ANCHOR: cpu_settings
+/// `cpu.cfs_*`/`cpu.shares` on v1, `cpu.max`/`cpu.weight` on v2.
+fn cpu_settings(resources: &Resources, version: CgroupVersion) -> Vec<Setting> {
+    let mut settings = Vec::new();
+    if let Some(quota) = resources.cpu_quota {
+        let meaning = format!(
+            "{} of CPU time in every {} period: {} CPU",
+            ms(quota.quota_us),
+            ms(quota.period_us),
+            quota.cpus()
+        );
+        match version {
+            CgroupVersion::V1 => {
+                // Period first: the kernel checks quota/period against the parent's
+                // bandwidth on each write, so the pair must be consistent after each one.
+                let period = format!("the CFS bandwidth period: {}", ms(quota.period_us));
+                settings.push(cpu(
+                    version,
+                    "cpu.cfs_period_us",
+                    quota.period_us.to_string(),
+                    period,
+                ));
+                settings.push(cpu(
+                    version,
+                    "cpu.cfs_quota_us",
+                    quota.quota_us.to_string(),
+                    meaning,
+                ));
+            }
+            CgroupVersion::V2 => {
+                let value = format!("{} {}", quota.quota_us, quota.period_us);
+                settings.push(cpu(version, "cpu.max", value, meaning));
+            }
+        }
+    }
+    if let Some(shares) = resources.cpu_shares {
+        match version {
+            CgroupVersion::V1 => {
+                let meaning =
+                    "relative CPU share when CPUs are contended (default 1024)".to_owned();
+                settings.push(cpu(version, "cpu.shares", shares.to_string(), meaning));
+            }
+            CgroupVersion::V2 => {
+                let weight = shares_to_weight(shares);
+                let meaning = format!(
+                    "shares {shares} -> weight {weight} (default 100; old linear formula: {})",
+                    shares_to_weight_linear(shares)
+                );
+                settings.push(cpu(version, "cpu.weight", weight.to_string(), meaning));
+            }
+        }
+    }
+    settings
+}
+
+// ANCHOR_END: cpu_settings
+
+// ANCHOR: memory_settings
+/// The memory limit, then (if the kernel accounts swap) the swap limit.
+fn memory_settings(
+    bytes: u64,
+    swap: SwapPolicy,
+    version: CgroupVersion,
+    swap_accounting: bool,
+) -> Vec<Setting> {
+    let limit = format!(
+        "{} of memory; beyond it: reclaim, then the OOM killer",
+        size(bytes)
+    );
+    let (memory_file, swap_file, swap_value) = match (version, swap) {
+        // v1 limits memory+swap together, so "no swap" is memsw = memory. It must be
+        // written after memory.limit_in_bytes: the kernel refuses memsw < memory.
+        (CgroupVersion::V1, SwapPolicy::NoSwap) => (
+            "memory.limit_in_bytes",
+            "memory.memsw.limit_in_bytes",
+            bytes.to_string(),
+        ),
+        (CgroupVersion::V1, SwapPolicy::Unlimited) => (
+            "memory.limit_in_bytes",
+            "memory.memsw.limit_in_bytes",
+            "-1".to_owned(),
+        ),
+        (CgroupVersion::V2, SwapPolicy::NoSwap) => {
+            ("memory.max", "memory.swap.max", "0".to_owned())
+        }
+        (CgroupVersion::V2, SwapPolicy::Unlimited) => {
+            ("memory.max", "memory.swap.max", "max".to_owned())
+        }
+    };
+    let mut settings = vec![setting(
+        version,
+        "memory",
+        memory_file,
+        bytes.to_string(),
+        limit,
+    )];
+    if swap_accounting {
+        let meaning = match (version, swap) {
+            (CgroupVersion::V1, SwapPolicy::NoSwap) => "memory + swap = the memory limit: no swap",
+            (CgroupVersion::V2, SwapPolicy::NoSwap) => "no swap: the memory limit is hard",
+            (_, SwapPolicy::Unlimited) => "swap not limited",
+        };
+        settings.push(setting(
+            version,
+            "memory",
+            swap_file,
+            swap_value,
+            meaning.to_owned(),
+        ));
+    }
+    settings
+}
+// ANCHOR_END: memory_settings
+// ANCHOR_END: plan
+
+fn cpu(version: CgroupVersion, file: &str, value: String, meaning: String) -> Setting {
+    setting(version, "cpu", file, value, meaning)
+}
+
+fn setting(
+    version: CgroupVersion,
+    controller: &str,
+    file: &str,
+    value: String,
+    meaning: String,
+) -> Setting {
+    Setting {
+        version,
+        controller: controller.to_owned(),
+        file: file.to_owned(),
+        value,
+        meaning,
+    }
+}
+
+/// Microseconds as milliseconds for people: `50000` → `50 ms`, `12500` → `12.5 ms`.
+fn ms(us: u64) -> String {
+    format!("{} ms", us as f64 / 1000.0)
+}
+
+/// Bytes in the largest binary unit that divides them: `67108864` → `64 MiB`.
+fn size(bytes: u64) -> String {
+    for (unit, name) in [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
+        if bytes.is_multiple_of(unit) {
+            return format!("{} {name}", bytes / unit);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// Renders settings as an aligned table: ask | file | value | meaning, with the cgroup
+/// version of each file.
+pub fn render_table(settings: &[Setting]) -> String {
+    let headers = ["ask", "file", "value", "meaning"];
+    let rows: Vec<[String; 4]> = settings
+        .iter()
+        .map(|s| {
+            let version = match s.version {
+                CgroupVersion::V1 => "v1",
+                CgroupVersion::V2 => "v2",
+            };
+            [
+                s.ask().to_owned(),
+                format!("{} {}", version, s.file),
+                s.value.clone(),
+                s.meaning.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = headers.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: [&str; 4]| {
+        let _ = writeln!(
+            out,
+            "{:<w0$} | {:<w1$} | {:<w2$} | {}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
+    };
+    line(&mut out, headers);
+    let rule = widths.map(|w| "-".repeat(w));
+    let _ = writeln!(
+        out,
+        "{}-+-{}-+-{}-+-{}",
+        rule[0],
+        rule[1],
+        rule[2],
+        "-".repeat(widths[3])
+    );
+    for row in &rows {
+        line(&mut out, [&row[0], &row[1], &row[2], &row[3]]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::cpu::{quota_from_cpus, validate_shares};
+    use crate::cgroups::layout::detect;
+
+    fn layout(mountinfo: &str, controllers: &'static str) -> CgroupLayout {
+        detect(mountinfo, move |_| Ok(controllers.to_owned())).expect("fixture parses")
+    }
+
+    fn v1() -> CgroupLayout {
+        layout(include_str!("../../tests/fixtures/mountinfo/v1.txt"), "")
+    }
+    fn v2() -> CgroupLayout {
+        layout(
+            include_str!("../../tests/fixtures/mountinfo/v2.txt"),
+            "cpuset cpu io memory hugetlb pids rdma misc\n",
+        )
+    }
+    fn hybrid() -> CgroupLayout {
+        layout(
+            include_str!("../../tests/fixtures/mountinfo/hybrid.txt"),
+            "hugetlb\n",
+        )
+    }
+
+    /// `--cpus 0.5 --cpu-shares 512 --memory 64M --pids-limit 32`.
+    fn sample() -> Resources {
+        Resources {
+            cpu_quota: Some(quota_from_cpus(0.5, 4).expect("valid")),
+            cpu_shares: Some(validate_shares(512).expect("valid")),
+            memory_bytes: Some(parse_size("64M").expect("valid")),
+            swap: SwapPolicy::NoSwap,
+            pids_max: Some(32),
+        }
+    }
+
+    fn files(settings: &[Setting]) -> Vec<(&str, &str)> {
+        settings
+            .iter()
+            .map(|s| (s.file.as_str(), s.value.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn sizes_parse_like_docker() {
+        let cases = [
+            ("1048576", 1 << 20),
+            ("512k", 512 << 10),
+            ("64M", 64 << 20),
+            ("64m", 64 << 20),
+            ("64mb", 64 << 20),
+            ("1G", 1 << 30),
+        ];
+        for (text, bytes) in cases {
+            assert_eq!(parse_size(text).expect(text), bytes, "{text}");
+        }
+        for text in [
+            "",
+            "M",
+            "-1M",
+            "1.5G",
+            "64 M",
+            "1T",
+            "99999999999999999999G",
+        ] {
+            assert!(parse_size(text).is_err(), "{text:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn v1_writes_period_before_quota_and_memsw_after_memory() {
+        let settings = plan(&sample(), &v1(), true).expect("plans");
+        assert_eq!(
+            files(&settings),
+            [
+                ("cpu.cfs_period_us", "100000"),
+                ("cpu.cfs_quota_us", "50000"),
+                ("cpu.shares", "512"),
+                ("memory.limit_in_bytes", "67108864"),
+                ("memory.memsw.limit_in_bytes", "67108864"),
+                ("pids.max", "32"),
+            ]
+        );
+        assert!(settings.iter().all(|s| s.version == CgroupVersion::V1));
+    }
+
+    #[test]
+    fn v2_uses_cpu_max_weight_and_swap_max() {
+        let settings = plan(&sample(), &v2(), true).expect("plans");
+        assert_eq!(
+            files(&settings),
+            [
+                ("cpu.max", "50000 100000"),
+                ("cpu.weight", "59"),
+                ("memory.max", "67108864"),
+                ("memory.swap.max", "0"),
+                ("pids.max", "32"),
+            ]
+        );
+    }
+
+    #[test]
+    fn unlimited_swap_and_no_swap_accounting() {
+        let resources = Resources {
+            swap: SwapPolicy::Unlimited,
+            ..sample()
+        };
+        let v1_plan = plan(&resources, &v1(), true).expect("plans");
+        assert!(files(&v1_plan).contains(&("memory.memsw.limit_in_bytes", "-1")));
+        let v2_plan = plan(&resources, &v2(), true).expect("plans");
+        assert!(files(&v2_plan).contains(&("memory.swap.max", "max")));
+        let without = plan(&sample(), &v2(), false).expect("plans");
+        assert!(without.iter().all(|s| s.file != "memory.swap.max"));
+    }
+
+    #[test]
+    fn nothing_asked_plans_nothing() {
+        assert_eq!(plan(&Resources::default(), &v2(), true).expect("plans"), []);
+    }
+
+    #[test]
+    fn missing_controller_is_named() {
+        let only_hugetlb = layout(
+            include_str!("../../tests/fixtures/mountinfo/v2.txt"),
+            "hugetlb",
+        );
+        let err = plan(&sample(), &only_hugetlb, true).expect_err("no cpu");
+        assert_eq!(
+            err.to_string(),
+            "controller cpu is not available on this host (cgroup v2 (unified)): \
+             no v1 hierarchy and no cgroup2 tree offers it"
+        );
+    }
+
+    #[test]
+    fn tiny_memory_and_zero_pids_are_rejected() {
+        let tiny = Resources {
+            memory_bytes: Some(MIN_MEMORY_BYTES - 1),
+            ..Resources::default()
+        };
+        assert!(matches!(
+            plan(&tiny, &v2(), true),
+            Err(SettingsError::MemoryTooSmall { .. })
+        ));
+        let zero = Resources {
+            pids_max: Some(0),
+            ..Resources::default()
+        };
+        assert!(matches!(
+            plan(&zero, &v2(), true),
+            Err(SettingsError::PidsTooSmall { pids: 0 })
+        ));
+    }
+
+    fn snapshot(name: &str, layout: &CgroupLayout) {
+        let settings = plan(&sample(), layout, true).expect("plans");
+        let text = format!(
+            "layout: {}\nasked:  --cpus 0.5 --cpu-shares 512 --memory 64M --pids-limit 32 (no swap)\n\n{}",
+            layout.layout,
+            render_table(&settings)
+        );
+        let mut insta_settings = insta::Settings::clone_current();
+        insta_settings.set_prepend_module_to_snapshot(false);
+        insta_settings.set_omit_expression(true);
+        insta_settings.set_snapshot_path("../../tests/snapshots");
+        insta_settings.bind(|| insta::assert_snapshot!(name, text));
+    }
+
+    #[test]
+    fn settings_snapshots_per_layout() {
+        snapshot("ch05_settings_v1", &v1());
+        snapshot("ch05_settings_v2", &v2());
+        snapshot("ch05_settings_hybrid", &hybrid());
+    }
+}
