@@ -6,8 +6,8 @@ use std::fs;
 use std::path::Path;
 
 use common::{
-    assert_help_mentions, binary, data_dir, require_root, snapshot_settings, stderr,
-    stderr_as_nobody, stdout,
+    assert_help_mentions, assert_missing_rootfs_refused, binary, data_dir, require_root,
+    snapshot_settings, stderr, stderr_as_nobody, stdout,
 };
 
 const CH01: &str = env!("CARGO_BIN_EXE_ch01-chroot");
@@ -154,17 +154,7 @@ fn a_given_rootfs_is_used_and_the_default_image_is_not_built() {
 #[ignore = "needs root: run `just test-all`"]
 fn a_missing_rootfs_is_one_clear_line() {
     require_root();
-    let data = data_dir();
-    let output = binary(CH01, data.path())
-        .args(["--rootfs", "/nonexistent/rootfs"])
-        .output()
-        .expect("run");
-    assert_eq!(output.status.code(), Some(1));
-    assert_eq!(
-        stderr(&output),
-        "ch01-chroot: error: rootfs /nonexistent/rootfs cannot be used: No such file or directory (os error 2)\n"
-    );
-    assert!(!data.path().join("images").exists());
+    assert_missing_rootfs_refused(CH01, "ch01-chroot");
 }
 
 #[test]

@@ -13,8 +13,8 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use common::{
-    assert_help_mentions, binary, data_dir, require_root, snapshot_settings, stderr,
-    stderr_as_nobody, stdout,
+    assert_help_mentions, assert_missing_rootfs_refused, binary, data_dir, require_root,
+    snapshot_settings, stderr, stderr_as_nobody, stdout,
 };
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::signal::{Signal, kill};
@@ -366,17 +366,7 @@ fn dev_has_exactly_the_expected_nodes() {
 #[ignore = "needs root: run `just test-all`"]
 fn a_missing_rootfs_is_one_clear_line() {
     require_root();
-    let data = data_dir();
-    let output = binary(CH04, data.path())
-        .args(["--rootfs", "/nonexistent/rootfs"])
-        .output()
-        .expect("run");
-    assert_eq!(output.status.code(), Some(1));
-    assert_eq!(
-        stderr(&output),
-        "ch04-mount: error: rootfs /nonexistent/rootfs cannot be used: No such file or directory (os error 2)\n"
-    );
-    assert!(!data.path().join("images").exists());
+    assert_missing_rootfs_refused(CH04, "ch04-mount");
 }
 
 #[test]

@@ -74,3 +74,21 @@ pub fn assert_help_mentions(binary: &str, needles: &[&str]) {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
 }
+
+/// Check that `binary --rootfs /nonexistent/rootfs` fails with exactly one line naming the
+/// path, exits 1, and builds no image.
+pub fn assert_missing_rootfs_refused(binary_path: &str, name: &str) {
+    let data = data_dir();
+    let output = binary(binary_path, data.path())
+        .args(["--rootfs", "/nonexistent/rootfs"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "{name}: error: rootfs /nonexistent/rootfs cannot be used: No such file or directory (os error 2)\n"
+        )
+    );
+    assert!(!data.path().join("images").exists());
+}
