@@ -73,7 +73,7 @@ pub const CHAPTERS: &[Chapter] = &[
             Need::CgroupController("memory"),
             Need::CgroupController("pids"),
         ],
-        written: false,
+        written: true,
     },
     Chapter {
         bin: "ch06-user",
