@@ -320,6 +320,13 @@ fn v1_fake_tree_full_lifecycle() {
         peak_bytes: Some(64 << 20),
     };
     assert_eq!(cgroup.memory_events().expect("memory"), memory);
+    // With no swap allowed, the memory+swap limit is the one hit.
+    write(
+        &dir("memory").join("memory.memsw.failcnt"),
+        "14
+",
+    );
+    assert_eq!(cgroup.memory_events().expect("memory").limit_hits, 14);
     assert_eq!(
         cgroup.pids_stats().expect("pids"),
         PidsStats {

@@ -180,7 +180,8 @@ pub struct CpuStats {
 pub struct MemoryEvents {
     /// Processes the OOM killer killed in the group.
     pub oom_kill: u64,
-    /// Times usage hit the limit (v2 `memory.events` max, v1 `memory.failcnt`).
+    /// Times usage hit the limit (v2 `memory.events` max; v1 `memory.failcnt`, or
+    /// `memory.memsw.failcnt` when the memory+swap limit is the one hit).
     pub limit_hits: u64,
     /// Highest usage seen, if the kernel records it.
     pub peak_bytes: Option<u64>,
@@ -374,7 +375,10 @@ impl Cgroup {
                 let control = read_keyed(&dir.path.join("memory.oom_control"))?;
                 MemoryEvents {
                     oom_kill: value(&control, "oom_kill"),
-                    limit_hits: read_number(&dir.path.join("memory.failcnt"))?,
+                    // With swap limited too, the memory+swap counter reaches its limit
+                    // first and memory.failcnt can stay 0: count the larger of the two.
+                    limit_hits: read_number(&dir.path.join("memory.failcnt"))?
+                        .max(optional(dir.path.join("memory.memsw.failcnt"))?.unwrap_or(0)),
                     peak_bytes: optional(dir.path.join("memory.max_usage_in_bytes"))?,
                 }
             }
