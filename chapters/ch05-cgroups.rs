@@ -24,6 +24,7 @@ use nutshell::namespaces::Namespace;
 use nutshell::process::{self, Child, Command, Exit, Isolation, Step};
 use nutshell::rootfs::require_shell;
 use nutshell::uts::set_hostname;
+use nutshell::workloads;
 
 /// Chapter 5: run the chapter 4 container in a cgroup of its own, with CPU, memory and
 /// process limits, and in a cgroup namespace.
@@ -416,27 +417,6 @@ fn print_inside_view() {
     }
 }
 
-// ANCHOR: burn
-/// The tour's body: `threads` threads that spin until `seconds` have passed.
-fn burn(threads: u64, seconds: u64) -> i32 {
-    print_inside_view();
-    println!("[inside]  {threads} threads spin for {seconds} s, each wanting a whole CPU");
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let spinners: Vec<_> = (0..threads)
-        .map(|_| {
-            thread::spawn(move || {
-                let mut turns: u64 = 0;
-                while Instant::now() < deadline {
-                    turns = std::hint::black_box(turns.wrapping_add(1));
-                }
-            })
-        })
-        .collect();
-    let finished = spinners.into_iter().filter_map(|s| s.join().ok()).count();
-    i32::from(finished as u64 != threads)
-}
-// ANCHOR_END: burn
-
 /// The tour: busy threads inside, measured from outside by the cgroup's counters.
 fn tour(
     cgroup: &Cgroup,
@@ -446,8 +426,11 @@ fn tour(
     threads: u64,
     seconds: u64,
 ) -> anyhow::Result<i32> {
-    let child = start_container(cgroup, plan, namespaces, || burn(threads, seconds))
-        .context("run the busy threads")?;
+    let child = start_container(cgroup, plan, namespaces, || {
+        print_inside_view();
+        workloads::burn(threads, seconds)
+    })
+    .context("run the busy threads")?;
     // Measure inside the run: after the threads have started, and before they stop.
     let settle = Duration::from_millis(200);
     let window = Duration::from_secs(seconds).saturating_sub(2 * settle);
@@ -550,29 +533,6 @@ fn report_cpu(
 }
 // ANCHOR_END: report_cpu
 
-// ANCHOR: allocate
-/// The `--oom` body: allocate and touch memory 1 MiB at a time, up to four times the
-/// limit. The OOM killer is meant to stop it first.
-fn allocate(limit: u64) -> i32 {
-    const CHUNK: usize = 1 << 20;
-    let mib = limit >> 20;
-    println!("\n[inside]  allocating 1 MiB at a time, writing every byte; the limit is {mib} MiB");
-    let mut held: Vec<Vec<u8>> = Vec::new();
-    for n in 1..=4 * mib {
-        // vec![1; n] writes every byte: memory the kernel must really provide.
-        held.push(std::hint::black_box(vec![1u8; CHUNK]));
-        if n % 16 == 0 {
-            println!("[inside]  {n} MiB");
-        }
-    }
-    println!(
-        "[inside]  still alive at {} MiB: the limit did not hold",
-        4 * mib
-    );
-    1
-}
-// ANCHOR_END: allocate
-
 /// `--oom`: a process allocates past the memory limit; the OOM killer ends it.
 fn oom(
     cgroup: &Cgroup,
@@ -581,7 +541,7 @@ fn oom(
     resources: &Resources,
 ) -> anyhow::Result<i32> {
     let limit = resources.memory_bytes.unwrap_or(0);
-    let child = start_container(cgroup, plan, namespaces, || allocate(limit))
+    let child = start_container(cgroup, plan, namespaces, || workloads::allocate(limit))
         .context("run the allocator")?;
     let ((), exit) = while_running(child, |_| Ok(()))?;
     let events = cgroup.memory_events()?;
@@ -618,36 +578,6 @@ fn oom(
     Ok(exit.code())
 }
 
-// ANCHOR: fork_loop
-/// The `--fork-bomb` body (the container's PID 1): fork children that only wait, twice
-/// as many as the limit allows, counting which forks the kernel refuses; hold them for a
-/// second, then kill them all.
-fn fork_loop(limit: u64) -> i32 {
-    let (mut started, mut refused) = (0, 0);
-    for _ in 0..2 * limit {
-        // SAFETY: the child only waits in pause(2) until it is killed.
-        match unsafe { libc::fork() } {
-            0 => loop {
-                // SAFETY: pause(2) only waits for a signal.
-                unsafe { libc::pause() };
-            },
-            -1 => refused += 1,
-            _ => started += 1,
-        }
-    }
-    println!(
-        "\n[inside]  forks: {started} started, {refused} refused (EAGAIN); with PID 1 that is {} tasks",
-        started + 1
-    );
-    thread::sleep(Duration::from_secs(1));
-    // kill(-1) from PID 1 reaches every other process of its PID namespace.
-    // SAFETY: sends a signal; no memory is involved.
-    unsafe { libc::kill(-1, libc::SIGKILL) };
-    while nix::sys::wait::wait().is_ok() {}
-    0
-}
-// ANCHOR_END: fork_loop
-
 /// `--fork-bomb`: forks past pids.max fail inside; the host still forks.
 fn fork_bomb(
     cgroup: &Cgroup,
@@ -656,7 +586,7 @@ fn fork_bomb(
     resources: &Resources,
 ) -> anyhow::Result<i32> {
     let limit = resources.pids_max.unwrap_or(FORK_BOMB_PIDS);
-    let child = start_container(cgroup, plan, namespaces, || fork_loop(limit))
+    let child = start_container(cgroup, plan, namespaces, || workloads::fork_loop(limit))
         .context("run the fork loop")?;
     let (full, exit) = while_running(child, |_| {
         // The loop takes milliseconds; the container holds its processes for a second.

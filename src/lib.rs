@@ -7,18 +7,19 @@
 //! | module | what it holds | introduced by |
 //! |---|---|---|
 //! | [`rootfs`] | checking a root filesystem, chroot, the chroot escape | ch01-chroot |
-//! | [`process`] | fork, named preparation steps, exec, exit status | ch01-chroot |
+//! | [`process`] | clone into new namespaces, named preparation steps, exec, exit status | ch01-chroot (ch02: namespaces) |
 //! | [`image`] | the image store and the default image, built offline | ch01-chroot |
 //! | [`store`] | where nutshell writes: the data directory | ch01-chroot |
+//! | [`cli`] | the flags and error printing every chapter binary shares | ch01-chroot |
+//! | [`namespaces`] | the eight namespace kinds, unshare, the time namespace's offsets | `nutshell doctor`; ch02-namespaces |
 //! | [`uts`] | the hostname, validated and set | ch02-namespaces |
 //! | [`ipc`] | System V and POSIX message queues: make, find, remove | ch02-namespaces |
 //! | [`init`] | the container's PID 1: start the command, forward signals, reap zombies | ch03-pid |
 //! | [`mounts`] | the mount plan: propagation, pivot_root, /proc /dev /sys, masked and read-only paths | ch04-mount |
-//! | [`namespaces`] | the eight namespace kinds and their clone flags | `nutshell doctor`; ch02–ch08 use them |
-//! | [`cgroups`] | cgroup layout detection (v1, v2, hybrid) | `nutshell doctor`; ch05-cgroups |
+//! | [`cgroups`] | layout detection, CPU quota math, the settings plan, a cgroup over v1/v2/hybrid | `nutshell doctor`; ch05-cgroups |
+//! | [`workloads`] | what a container runs to meet its limits: busy threads, a memory hog, a fork bomb | ch05-cgroups |
 //! | [`chapters`] | the chapter map and what each chapter needs | `nutshell doctor` |
 //! | [`doctor`] | probing what this machine can do | `nutshell doctor` |
-//! | [`cli`] | the flags and error printing every chapter binary shares | ch01-chroot |
 
 #![warn(missing_docs)]
 
@@ -35,3 +36,4 @@ pub mod process;
 pub mod rootfs;
 pub mod store;
 pub mod uts;
+pub mod workloads;
