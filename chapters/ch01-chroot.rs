@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::Parser;
 use nutshell::cli::{RootfsArgs, main_with, require_root};
 use nutshell::process::{self, Exit, Isolation, Step};
-use nutshell::rootfs::{DirId, chroot_escape, enter_chroot, list_dir};
+use nutshell::rootfs::{
+    DirId, chroot_escape, enter_chroot, escape_scratch_name, list_dir, remove_escape_scratch,
+};
 
 /// Chapter 1: run a command with its root directory changed by chroot(2).
 ///
@@ -81,7 +83,7 @@ fn run_in_root(rootfs: &Path, command: &[String]) -> anyhow::Result<Exit> {
 fn escape(rootfs: &Path) -> anyhow::Result<i32> {
     // Who the host's "/" is, by device and inode: the honest test of "escaped".
     let host_root = DirId::of(Path::new("/")).context("stat the host's /")?;
-    let scratch = format!(".nutshell-escape-{}", std::process::id());
+    let scratch = escape_scratch_name();
     println!("ch01-chroot --escape: breaking out of a chroot, from the inside");
     println!("chroot(2) into {}", rootfs.display());
     let enter = Step::new(format!("chroot into {}", rootfs.display()), || {
@@ -116,11 +118,8 @@ fn escape(rootfs: &Path) -> anyhow::Result<i32> {
         }
     })?;
     let exit = child.wait()?;
-    // The child may have died anywhere; the scratch directory is removed from out here.
-    let leftover = rootfs.join(&scratch);
-    if leftover.exists() {
-        std::fs::remove_dir(&leftover).with_context(|| format!("remove {}", leftover.display()))?;
-    }
+    remove_escape_scratch(rootfs, &scratch)
+        .with_context(|| format!("remove {}", rootfs.join(&scratch).display()))?;
     if exit == Exit::Code(0) {
         println!();
         println!("Why it works: chroot(2) changes which directory \"/\" means for path lookups,");

@@ -11,7 +11,7 @@ use nutshell::ipc::{Found, QueueGuard, QueueNames};
 use nutshell::namespaces::{self, Clocks, Namespace, read_uptime};
 use nutshell::process::{self, Exit, Isolation, Step};
 use nutshell::rootfs::{enter_chroot, mount_fresh_proc, require_shell};
-use nutshell::uts::{hostname, set_hostname};
+use nutshell::uts::{hostname, hostname_step};
 
 /// Chapter 2: run a command chrooted as in chapter 1, in new UTS, IPC and time namespaces.
 ///
@@ -145,9 +145,7 @@ impl Container<'_> {
                 format!("mount a fresh /proc on {}", proc_dir.display()),
                 || mount_fresh_proc(self.rootfs),
             ),
-            Step::new(format!("set the hostname to {}", self.hostname), || {
-                set_hostname(self.hostname)
-            }),
+            hostname_step(self.hostname),
             Step::new(format!("chroot into {}", self.rootfs.display()), || {
                 enter_chroot(self.rootfs)
             }),

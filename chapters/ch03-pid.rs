@@ -11,9 +11,9 @@ use nix::unistd::Pid;
 use nutshell::cli::{NamespaceArgs, RootfsArgs, main_with, require_root};
 use nutshell::init;
 use nutshell::namespaces::Namespace;
-use nutshell::process::{self, Child, Command, Exit, Isolation, Step};
+use nutshell::process::{self, Child, Command, Exit, Step};
 use nutshell::rootfs::{enter_chroot, mount_dev_with_null, mount_fresh_proc, require_shell};
-use nutshell::uts::set_hostname;
+use nutshell::uts::hostname_step;
 
 /// Chapter 3: run a command as the only process tree of a new PID namespace.
 ///
@@ -124,17 +124,12 @@ fn start_container(
     no_init: bool,
     argv: &[String],
 ) -> anyhow::Result<Child> {
-    let isolation = Isolation {
-        // Mount only so that the new /proc is this container's alone; chapter 4 is
-        // about the mount namespace itself.
-        namespaces: vec![
-            Namespace::Uts,
-            Namespace::Ipc,
-            Namespace::Mount,
-            Namespace::Pid,
-        ],
-        time_offsets: Some(namespaces.time_offsets()),
-    };
+    let isolation = namespaces.isolation(&[
+        Namespace::Uts,
+        Namespace::Ipc,
+        Namespace::Mount,
+        Namespace::Pid,
+    ]);
     let mut steps = vec![
         // Before the chroot: the mount points are named by their host paths. The /proc
         // step also makes every mount private, so neither mount reaches the host.
@@ -146,10 +141,7 @@ fn start_container(
             format!("mount a /dev with null on {}/dev", rootfs.display()),
             || mount_dev_with_null(rootfs),
         ),
-        Step::new(
-            format!("set the hostname to {}", namespaces.hostname),
-            || set_hostname(&namespaces.hostname),
-        ),
+        hostname_step(&namespaces.hostname),
         Step::new(format!("chroot into {}", rootfs.display()), || {
             enter_chroot(rootfs)
         }),

@@ -11,9 +11,11 @@ use nutshell::cli::{NamespaceArgs, RootfsArgs, main_with, require_root};
 use nutshell::init;
 use nutshell::mounts::{self, MountPlan};
 use nutshell::namespaces::Namespace;
-use nutshell::process::{self, Child, Command, Exit, Isolation, Step};
-use nutshell::rootfs::{DirId, chroot_escape, list_dir, require_shell};
-use nutshell::uts::set_hostname;
+use nutshell::process::{self, Child, Command, Exit};
+use nutshell::rootfs::{
+    DirId, chroot_escape, escape_scratch_name, list_dir, remove_escape_scratch, require_shell,
+};
+use nutshell::uts::hostname_step;
 
 /// Chapter 4: run a command in its own mount namespace, with the image as its root
 /// mount (pivot_root), a fresh /proc, a minimal /dev, a read-only /sys, and the
@@ -128,19 +130,13 @@ fn start_container(
     namespaces: &NamespaceArgs,
     body: impl FnOnce() -> i32,
 ) -> anyhow::Result<Child> {
-    let isolation = Isolation {
-        namespaces: vec![
-            Namespace::Uts,
-            Namespace::Ipc,
-            Namespace::Mount,
-            Namespace::Pid,
-        ],
-        time_offsets: Some(namespaces.time_offsets()),
-    };
-    let mut steps = vec![Step::new(
-        format!("set the hostname to {}", namespaces.hostname),
-        || set_hostname(&namespaces.hostname),
-    )];
+    let isolation = namespaces.isolation(&[
+        Namespace::Uts,
+        Namespace::Ipc,
+        Namespace::Mount,
+        Namespace::Pid,
+    ]);
+    let mut steps = vec![hostname_step(&namespaces.hostname)];
     // One step per operation of the plan: a failure names the mount that failed.
     steps.extend(mounts::steps(plan));
     Ok(process::spawn_fn(&isolation, steps, body)?)
@@ -161,7 +157,7 @@ fn tour_script() -> String {
 fn escape(rootfs: &Path, plan: &MountPlan, namespaces: &NamespaceArgs) -> anyhow::Result<i32> {
     // Who the host's "/" is, by device and inode, taken out here where it is reachable.
     let host_root = DirId::of(Path::new("/")).context("stat the host's /")?;
-    let scratch = format!(".nutshell-escape-{}", std::process::id());
+    let scratch = escape_scratch_name();
     println!("ch04-mount --escape: chapter 1's chroot escape, inside this chapter's container");
     let child = start_container(plan, namespaces, || {
         let inside = list_dir(Path::new("/")).unwrap_or_default();
@@ -189,11 +185,8 @@ fn escape(rootfs: &Path, plan: &MountPlan, namespaces: &NamespaceArgs) -> anyhow
         }
     })?;
     let exit = child.wait()?;
-    // The child may have died anywhere; the scratch directory is removed from out here.
-    let leftover = rootfs.join(&scratch);
-    if leftover.exists() {
-        std::fs::remove_dir(&leftover).with_context(|| format!("remove {}", leftover.display()))?;
-    }
+    remove_escape_scratch(rootfs, &scratch)
+        .with_context(|| format!("remove {}", rootfs.join(&scratch).display()))?;
     if exit == Exit::Code(0) {
         println!();
         println!("Why it fails: the container's / is not a directory picked by chroot(2) but the");

@@ -21,9 +21,9 @@ use nutshell::cli::{NamespaceArgs, RootfsArgs, main_with, require_root};
 use nutshell::init;
 use nutshell::mounts::{self, MountPlan};
 use nutshell::namespaces::Namespace;
-use nutshell::process::{self, Child, Command, Exit, Isolation, Step};
+use nutshell::process::{self, Child, Command, Exit, Step};
 use nutshell::rootfs::require_shell;
-use nutshell::uts::set_hostname;
+use nutshell::uts::hostname_step;
 use nutshell::workloads;
 
 /// Chapter 5: run the chapter 4 container in a cgroup of its own, with CPU, memory and
@@ -352,15 +352,12 @@ fn start_container(
     namespaces: &NamespaceArgs,
     body: impl FnOnce() -> i32,
 ) -> anyhow::Result<Child> {
-    let isolation = Isolation {
-        namespaces: vec![
-            Namespace::Uts,
-            Namespace::Ipc,
-            Namespace::Mount,
-            Namespace::Pid,
-        ],
-        time_offsets: Some(namespaces.time_offsets()),
-    };
+    let isolation = namespaces.isolation(&[
+        Namespace::Uts,
+        Namespace::Ipc,
+        Namespace::Mount,
+        Namespace::Pid,
+    ]);
     let mut steps = vec![
         Step::new(format!("join cgroup {}", cgroup.name()), || {
             cgroup.join_self()
@@ -370,10 +367,7 @@ fn start_container(
         Step::new("unshare the cgroup namespace", || {
             nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
         }),
-        Step::new(
-            format!("set the hostname to {}", namespaces.hostname),
-            || set_hostname(&namespaces.hostname),
-        ),
+        hostname_step(&namespaces.hostname),
     ];
     steps.extend(mounts::steps(plan));
     Ok(process::spawn_fn(&isolation, steps, body)?)

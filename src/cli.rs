@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::image::{ImageStore, Source};
-use crate::namespaces::TimeOffsets;
+use crate::namespaces::{Namespace, TimeOffsets};
+use crate::process::Isolation;
 use crate::rootfs::resolve_rootfs;
 use crate::uts::{DEFAULT_HOSTNAME, validate_hostname};
 
@@ -73,6 +74,15 @@ impl NamespaceArgs {
     /// The time namespace offsets the flags ask for.
     pub fn time_offsets(&self) -> TimeOffsets {
         TimeOffsets::uptime(self.uptime_offset)
+    }
+
+    /// A container cloned into `namespaces`, plus a time namespace with the offsets the
+    /// flags ask for (made by the parent before the clone: see [`Isolation`]).
+    pub fn isolation(&self, namespaces: &[Namespace]) -> Isolation {
+        Isolation {
+            namespaces: namespaces.to_vec(),
+            time_offsets: Some(self.time_offsets()),
+        }
     }
 }
 

@@ -202,6 +202,22 @@ pub fn chroot_escape(scratch: &Path, host_root: DirId) -> std::io::Result<Escape
 }
 // ANCHOR_END: chroot_escape
 
+/// The name of the scratch directory [`chroot_escape`] makes at the top of the root:
+/// unique to this run, and recognisable if one is ever left behind.
+pub fn escape_scratch_name() -> String {
+    format!(".nutshell-escape-{}", std::process::id())
+}
+
+/// Remove the escape's scratch directory, from the host side, if the child left it: the
+/// child may have died anywhere in the escape.
+pub fn remove_escape_scratch(rootfs: &Path, scratch: &str) -> std::io::Result<()> {
+    let leftover = rootfs.join(scratch);
+    if leftover.exists() {
+        fs::remove_dir(&leftover)?;
+    }
+    Ok(())
+}
+
 /// The names in `dir`, sorted.
 pub fn list_dir(dir: &Path) -> std::io::Result<Vec<String>> {
     let mut names = fs::read_dir(dir)?
