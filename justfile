@@ -22,8 +22,8 @@ test-all: _require-root setup
 test:
     cargo test
 
-# Install what the tests and the book need: busybox-static (Debian's package) and mdbook
-setup: _busybox _mdbook
+# Install what the tests and the book need: busybox-static and uidmap (Debian's packages), mdbook
+setup: _busybox _uidmap _mdbook
 
 # Build the book into book/book
 book: _mdbook
@@ -48,6 +48,15 @@ exercises-check:
 # The main job, as root: chapter 1's container on the default image (built on first use)
 demo:
     cargo run -q --bin ch01-chroot
+
+# Benchmarks, as root: 1 and 10 containers on one overlay lower vs copies (writes book/src/generated/ch07-bench.txt)
+bench:
+    #!/usr/bin/env bash
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "just bench needs root: it mounts overlays. Run it as root (sudo -E just bench)." >&2
+        exit 1
+    fi
+    exec cargo bench --bench overlay_vs_copy
 
 # Remove everything nutshell writes: images, state and the built book
 clean:
@@ -79,6 +88,22 @@ _busybox:
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
     elif ! command -v busybox >/dev/null; then
         echo "install a statically linked busybox with your package manager (Fedora: dnf install busybox); the snapshot tests use it" >&2
+        exit 1
+    fi
+
+_uidmap:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # The rootless tests bind their own ranges over these in a private mount namespace,
+    # so the files must exist; empty ones (no ranges) are what shadow's tools start with.
+    for file in /etc/subuid /etc/subgid; do [ -e "$file" ] || install -m 644 /dev/null "$file"; done
+    if command -v newuidmap >/dev/null && command -v newgidmap >/dev/null; then exit 0; fi
+    if command -v apt-get >/dev/null; then
+        echo "installing uidmap (newuidmap and newgidmap: chapter 6's rootless tests use them)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq uidmap >/dev/null
+    else
+        echo "install newuidmap and newgidmap with your package manager (Fedora: dnf install shadow-utils); chapter 6's rootless tests use them" >&2
         exit 1
     fi
 

@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 
+use crate::cgroups::{self, Cgroup, Resources};
 use crate::image::{ImageStore, Source};
 use crate::namespaces::{Namespace, TimeOffsets};
 use crate::process::Isolation;
 use crate::rootfs::resolve_rootfs;
+use crate::userns::{self, Caller, IdMap, MappingPlan};
 use crate::uts::{DEFAULT_HOSTNAME, validate_hostname};
 
 /// The root filesystem flag, flattened into every chapter's arguments.
@@ -85,6 +87,141 @@ impl NamespaceArgs {
         }
     }
 }
+
+/// The user namespace flags, flattened into every chapter from 6 on.
+#[derive(Debug, Clone, Args)]
+pub struct UserArgs {
+    /// Map container uids to host uids, INSIDE:OUTSIDE:COUNT, repeatable [default: for root
+    /// 0:100000:65536; for a normal user their own uid as 0, plus their /etc/subuid range]
+    #[arg(long = "uid-map", value_name = "IN:OUT:N")]
+    pub uid_map: Vec<String>,
+    /// Map container gids to host gids, like --uid-map [default: as the uid map]
+    #[arg(long = "gid-map", value_name = "IN:OUT:N")]
+    pub gid_map: Vec<String>,
+}
+
+/// Where newuidmap and newgidmap are looked for: distributions install them in /usr/bin.
+pub const ID_MAP_HELPER_DIRS: &[&str] = &["/usr/bin", "/usr/sbin", "/bin", "/sbin"];
+
+impl UserArgs {
+    /// The id maps for this process to write for its container, from the flags,
+    /// `/etc/subuid`, `/etc/subgid` and the helpers installed; checked before anything is
+    /// created.
+    pub fn plan(&self) -> anyhow::Result<MappingPlan> {
+        let parse = |flag, values: &[String]| -> anyhow::Result<Vec<IdMap>> {
+            Ok(values
+                .iter()
+                .map(|v| IdMap::parse(flag, v))
+                .collect::<Result<_, _>>()?)
+        };
+        let uids = parse("--uid-map", &self.uid_map)?;
+        let gids = parse("--gid-map", &self.gid_map)?;
+        if uids.is_empty() && !gids.is_empty() {
+            anyhow::bail!("--gid-map needs --uid-map too: give both, or neither for the default");
+        }
+        let caller = Caller::current();
+        let subids = |file: &str| {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            userns::parse_subid(&text, caller.user.as_deref(), caller.uid)
+        };
+        let dirs: Vec<&Path> = ID_MAP_HELPER_DIRS.iter().map(Path::new).collect();
+        Ok(userns::plan_mapping(
+            &caller,
+            &uids,
+            &gids,
+            &subids("/etc/subuid"),
+            &subids("/etc/subgid"),
+            userns::find_helpers(&dirs),
+        )?)
+    }
+}
+
+/// The cgroup limits of chapter 5, flattened into every chapter from 6 on (chapter 5
+/// itself has the full set, and the demos).
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// CPUs the container may use, as in Docker: 0.5 = 50 ms of every 100 ms
+    #[arg(long, value_name = "CPUS", allow_negative_numbers = true)]
+    pub cpus: Option<f64>,
+    /// Memory limit, e.g. 64M (k, m, g are binary multiples); no swap beyond it
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Most processes and threads the container may have at once
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+}
+
+impl LimitArgs {
+    /// Whether any limit was asked for.
+    pub fn any(&self) -> bool {
+        self.cpus.is_some() || self.memory.is_some() || self.pids_limit.is_some()
+    }
+
+    /// The limits, checked against what the kernel accepts and this machine has.
+    pub fn resources(&self) -> anyhow::Result<Resources> {
+        let cpu_quota = self
+            .cpus
+            .map(|cpus| cgroups::quota_from_cpus(cpus, cgroups::online_cpus()))
+            .transpose()?;
+        let memory_bytes = self
+            .memory
+            .as_deref()
+            .map(cgroups::parse_size)
+            .transpose()?;
+        let pids_max = self
+            .pids_limit
+            .map(|n| {
+                u64::try_from(n).map_err(|_| {
+                    anyhow::anyhow!(
+                        "--pids-limit {n}: must not be negative; leave the flag out for no limit"
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(Resources {
+            cpu_quota,
+            memory_bytes,
+            pids_max,
+            ..Resources::default()
+        })
+    }
+
+    /// Check the limits, and that this process may have them, before anything is
+    /// created: a normal user gets an error when limits were asked for, since creating
+    /// cgroups needs root, or a cgroup v2 subtree delegated to the user, which these
+    /// chapters do not use.
+    pub fn check(&self, privileged: bool) -> anyhow::Result<Resources> {
+        let resources = self.resources()?;
+        if !privileged && self.any() {
+            anyhow::bail!(
+                "--cpus, --memory and --pids-limit need a cgroup, and {NO_ROOTLESS_CGROUP}"
+            );
+        }
+        Ok(resources)
+    }
+
+    /// The container's cgroup, `<mount>/nutshell/<name>`, with the limits applied, for
+    /// root. A normal user gets `None` and the reason, to print (see [`LimitArgs::check`]).
+    pub fn cgroup(
+        &self,
+        name: &str,
+        privileged: bool,
+    ) -> anyhow::Result<(Option<Cgroup>, Option<String>)> {
+        let resources = self.check(privileged)?;
+        if !privileged {
+            return Ok((None, Some(NO_ROOTLESS_CGROUP.to_string())));
+        }
+        let layout =
+            cgroups::detect_host(Path::new("/proc")).context("detect the cgroup layout")?;
+        let settings = cgroups::plan(&resources, &layout, cgroups::swap_accounting(&layout))?;
+        let cgroup = Cgroup::create(&layout, name, &cgroups::standard_controllers(&layout))?;
+        cgroup.apply(&settings)?;
+        Ok((Some(cgroup), None))
+    }
+}
+
+/// Why a rootless container gets no cgroup.
+const NO_ROOTLESS_CGROUP: &str = "a normal user can make cgroups only in a cgroup v2 subtree delegated to it (systemd does that for user sessions on pure v2 machines); rootless, this container runs in no cgroup of its own, with no limits";
 
 /// Stop with a clear message unless running as root, saying what root is needed for.
 pub fn require_root(binary: &str, why: &str) -> anyhow::Result<()> {

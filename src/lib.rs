@@ -17,6 +17,9 @@
 //! | [`init`] | the container's PID 1: start the command, forward signals, reap zombies | ch03-pid |
 //! | [`mounts`] | the mount plan: propagation, pivot_root, /proc /dev /sys, masked and read-only paths | ch04-mount |
 //! | [`cgroups`] | layout detection, CPU quota math, the settings plan, a cgroup over v1/v2/hybrid | `nutshell doctor`; ch05-cgroups |
+//! | [`userns`] | the user namespace: id maps planned and written, root inside, ids seen from the host | ch06-user |
+//! | [`overlay`] | overlayfs roots: mount options, per-container upper/work dirs, the upper's changes, tree digests | ch07-overlayfs |
+//! | [`container`] | the container so far: a user namespace owning the rest, its cgroup, its mounts | ch06-user |
 //! | [`workloads`] | what a container runs to meet its limits: busy threads, a memory hog, a fork bomb | ch05-cgroups |
 //! | [`chapters`] | the chapter map and what each chapter needs | `nutshell doctor` |
 //! | [`doctor`] | probing what this machine can do | `nutshell doctor` |
@@ -26,14 +29,17 @@
 pub mod cgroups;
 pub mod chapters;
 pub mod cli;
+pub mod container;
 pub mod doctor;
 pub mod image;
 pub mod init;
 pub mod ipc;
 pub mod mounts;
 pub mod namespaces;
+pub mod overlay;
 pub mod process;
 pub mod rootfs;
 pub mod store;
+pub mod userns;
 pub mod uts;
 pub mod workloads;

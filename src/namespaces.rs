@@ -187,6 +187,30 @@ pub fn new_time_namespace_for_children(
 }
 // ANCHOR_END: new_time_namespace_for_children
 
+// ANCHOR: enter_new_time_namespace
+/// Move this process — single-threaded, in a user namespace it is root of — into a new
+/// time namespace with `offsets`. For a container with a user namespace: the time
+/// namespace is then owned by it, and a normal user can make one.
+///
+/// unshare(CLONE_NEWTIME) makes the namespace for future children only; the offsets go
+/// in while it is still empty; then setns(2) on `/proc/self/ns/time_for_children` moves
+/// this process in, which the kernel allows a single-threaded process that has not
+/// entered it yet.
+pub fn enter_new_time_namespace(offsets: TimeOffsets) -> Result<(), Errno> {
+    nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(
+        libc::CLONE_NEWTIME,
+    ))?;
+    std::fs::write("/proc/self/timens_offsets", offsets.to_proc_format())
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let ns = std::fs::File::open("/proc/self/ns/time_for_children")
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    nix::sched::setns(
+        ns,
+        nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    )
+}
+// ANCHOR_END: enter_new_time_namespace
+
 /// The three clocks a time namespace is about, read one after the other: two it can move
 /// and one it cannot. See clock_gettime(2).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -20,7 +20,7 @@
 use std::ffi::{CString, NulError};
 use std::fmt;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -70,6 +70,16 @@ pub enum ProcessError {
         #[source]
         source: Errno,
     },
+    /// A step the parent does for the waiting child (its id maps, its cgroup) failed;
+    /// the child has been killed and reaped.
+    #[error("{step}: {source}")]
+    ParentStep {
+        /// Which step, as named by the caller.
+        step: String,
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A preparation step or exec failed in the child.
     #[error("{step} failed in the container process: {errno}")]
     ChildStep {
@@ -95,6 +105,81 @@ impl<'a> Step<'a> {
             name: name.into(),
             run: Box::new(run),
         }
+    }
+}
+
+/// Something the parent does for the child after the clone and before the child's own
+/// steps, while the child waits: write its id maps, move it into its cgroup. Some of
+/// these only the parent can do (the child, in its new user namespace, has no say over
+/// the host's ids), and the child must not go on until they are done.
+pub struct ParentStep<'a> {
+    /// What the step does, shown in errors: `write uid_map and gid_map`.
+    pub name: String,
+    /// The work, given the child's pid as the parent sees it.
+    #[allow(clippy::type_complexity)]
+    pub run: Box<dyn FnOnce(Pid) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + 'a>,
+}
+
+impl<'a> ParentStep<'a> {
+    /// A named parent step.
+    pub fn new<E>(name: impl Into<String>, run: impl FnOnce(Pid) -> Result<(), E> + 'a) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        ParentStep {
+            name: name.into(),
+            run: Box::new(move |pid| run(pid).map_err(|e| Box::new(e) as _)),
+        }
+    }
+}
+
+/// A one-shot pipe that lets one process wait until another says "go". The waiting
+/// side reads one byte; closing the other end without writing also ends the wait, so a
+/// parent that fails never leaves its child blocked forever.
+pub struct Gate {
+    wait_end: OwnedFd,
+    open_end: OwnedFd,
+}
+
+impl Gate {
+    /// A closed gate. Make it before the clone, so both processes have both ends.
+    pub fn new() -> Result<Gate, ProcessError> {
+        let (wait_end, open_end) = pipe2(OFlag::O_CLOEXEC).map_err(ProcessError::Pipe)?;
+        Ok(Gate { wait_end, open_end })
+    }
+
+    /// Split into the waiting end and the opening end.
+    pub fn split(self) -> (GateWaiter, GateOpener) {
+        (GateWaiter(self.wait_end), GateOpener(self.open_end))
+    }
+}
+
+/// The end of a [`Gate`] that waits.
+pub struct GateWaiter(OwnedFd);
+
+impl GateWaiter {
+    /// Block until the gate opens: `true` if the other side said go, `false` if it went
+    /// away without saying so.
+    pub fn wait(self) -> bool {
+        let mut byte = [0u8; 1];
+        let mut file = std::fs::File::from(self.0);
+        loop {
+            match file.read(&mut byte) {
+                Ok(1) => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// The end of a [`Gate`] that opens it.
+pub struct GateOpener(OwnedFd);
+
+impl GateOpener {
+    /// Let the waiting side go on.
+    pub fn open(self) -> std::io::Result<()> {
+        std::fs::File::from(self.0).write_all(b"G")
     }
 }
 
@@ -200,7 +285,7 @@ pub fn spawn(
     argv: &[String],
 ) -> Result<Child, ProcessError> {
     let command = Command::new(argv)?;
-    clone_child(isolation, steps, |report| {
+    clone_child(isolation, Vec::new(), steps, |report| {
         let errno = command.exec();
         report_failure(report, &format!("exec {}", command.program), errno);
         127
@@ -259,7 +344,19 @@ pub fn spawn_fn(
     steps: Vec<Step<'_>>,
     body: impl FnOnce() -> i32,
 ) -> Result<Child, ProcessError> {
-    clone_child(isolation, steps, |report| {
+    spawn_fn_after(isolation, Vec::new(), steps, body)
+}
+
+/// Like [`spawn_fn`], but the child first waits while the parent runs `parent_steps`
+/// for it, in order; if one fails, the child is killed and the error names that step.
+/// Chapter 6 writes the child's id maps this way.
+pub fn spawn_fn_after(
+    isolation: &Isolation,
+    parent_steps: Vec<ParentStep<'_>>,
+    steps: Vec<Step<'_>>,
+    body: impl FnOnce() -> i32,
+) -> Result<Child, ProcessError> {
+    clone_child(isolation, parent_steps, steps, |report| {
         drop(report);
         let code = body();
         let _ = std::io::stdout().flush();
@@ -268,33 +365,59 @@ pub fn spawn_fn(
 }
 
 // ANCHOR: clone_child
-/// Clone a child into the namespaces of `isolation`; in the child run `steps`, then
-/// `then`, and exit with the code it returns. The parent waits until the report pipe
-/// closes (on exec, or when `then` drops it) to learn whether a step failed.
+/// Clone a child into the namespaces of `isolation`; the child waits while the parent
+/// runs `parent_steps` for it, then runs `steps`, then `then`, and exits with the code it
+/// returns. The parent waits until the report pipe closes (on exec, or when `then` drops
+/// it) to learn whether a step failed.
 fn clone_child(
     isolation: &Isolation,
+    parent_steps: Vec<ParentStep<'_>>,
     steps: Vec<Step<'_>>,
     then: impl FnOnce(OwnedFd) -> i32,
 ) -> Result<Child, ProcessError> {
     if isolation.namespaces.contains(&Namespace::Time) {
         return Err(ProcessError::TimeInCloneFlags);
     }
-    if let Some(offsets) = isolation.time_offsets {
+    // A new user namespace owns the namespaces cloned with it, and the time namespace
+    // should be one of them: the child makes it, once it is root inside (a normal user
+    // could not make one out here anyway). Without one, the parent makes it here.
+    let in_user_namespace = isolation.namespaces.contains(&Namespace::User);
+    let child_time = isolation.time_offsets.filter(|_| in_user_namespace);
+    if let Some(offsets) = isolation.time_offsets.filter(|_| !in_user_namespace) {
         namespaces::new_time_namespace_for_children(offsets, std::path::Path::new("/proc"))?;
     }
     let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC).map_err(ProcessError::Pipe)?;
+    let (go_wait, go_open) = Gate::new()?.split();
 
     // Whatever the parent buffered would otherwise be printed twice, once by each process.
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
 
-    let mut child_side = Some((steps, then, report_write));
+    let waits = !parent_steps.is_empty();
+    let parents_end = go_open.0.as_raw_fd();
+    let mut child_side = Some((steps, then, report_write, go_wait));
     let child_main = Box::new(move || {
-        let Some((steps, then, report_write)) = child_side.take() else {
+        let Some((steps, then, report_write, go_wait)) = child_side.take() else {
             return 127;
         };
-        let code = match steps
+        // The child's copy of the parent's end must go, or the child would keep its own
+        // gate from ever reporting that the parent is gone.
+        // SAFETY: closes an fd this child inherited and never uses.
+        unsafe { libc::close(parents_end) };
+        // Until the parent has done its part (the id maps above all) the child is
+        // nobody in its namespace: nothing it does now would work.
+        if waits && !go_wait.wait() {
+            // SAFETY: the parent gave up and reports why; leave quietly.
+            unsafe { libc::_exit(127) }
+        }
+        let time_step = child_time.map(|offsets| {
+            Step::new("enter a new time namespace", move || {
+                namespaces::enter_new_time_namespace(offsets)
+            })
+        });
+        let code = match time_step
             .into_iter()
+            .chain(steps)
             .try_for_each(|step| (step.run)().map_err(|errno| (step.name, errno)))
         {
             Ok(()) => then(report_write),
@@ -319,8 +442,25 @@ fn clone_child(
             namespaces: namespaces::describe(&isolation.namespaces),
             source,
         })?;
-    // The parent's copy of the write end was inside `child_main`, which clone dropped.
+    // The parent's copies of the child's ends were inside `child_main`, which clone
+    // dropped.
     let child = Child { pid };
+    for step in parent_steps {
+        if let Err(source) = (step.run)(pid) {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            child.wait()?;
+            return Err(ProcessError::ParentStep {
+                step: step.name,
+                source,
+            });
+        }
+    }
+    if waits {
+        // If the child is gone already, the report pipe says why.
+        let _ = go_open.open();
+    } else {
+        drop(go_open);
+    }
     match read_failure(report_read) {
         None => Ok(child),
         Some((step, errno)) => {

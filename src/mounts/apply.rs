@@ -44,6 +44,35 @@ impl MountOp {
                 mkdir(path, Mode::from_bits_truncate(*mode))?;
                 chmod(path, *mode)
             }
+            MountOp::AttachTree { fd, target, .. } => crate::userns::attach_tree(*fd, target),
+            MountOp::MakeFile { path } => {
+                let fd = nix::fcntl::open(
+                    path,
+                    nix::fcntl::OFlag::O_CREAT
+                        | nix::fcntl::OFlag::O_WRONLY
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o644),
+                )?;
+                drop(fd);
+                Ok(())
+            }
+            MountOp::Bind {
+                source,
+                target,
+                recursive,
+                read_only,
+            } => {
+                let rec = if *recursive {
+                    MsFlags::MS_REC
+                } else {
+                    MsFlags::empty()
+                };
+                bind(source, target, rec)?;
+                if *read_only {
+                    remount_read_only(target)?;
+                }
+                Ok(())
+            }
             MountOp::Device {
                 path,
                 major,
@@ -129,14 +158,24 @@ fn make_read_only(path: &Path) -> Result<(), Errno> {
         result => result?,
     };
     bind(path, path, MsFlags::MS_REC)?;
+    remount_read_only(path)
+}
+
+/// Remount the bind mount at `path` read-only.
+fn remount_read_only(path: &Path) -> Result<(), Errno> {
     // A bind remount replaces the mount's flags with the ones given: carry over the
-    // nosuid, nodev and noexec the bind inherited from /proc, or they would be lost.
+    // nosuid, nodev and noexec the bind inherited from /proc, or they would be lost. In a
+    // user namespace a mount inherited from the host has these and its atime flags
+    // *locked*: a remount that would clear one fails with EPERM.
     let kept = statvfs(path)?.flags();
     let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
     for (have, keep) in [
         (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
         (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
         (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
     ] {
         if kept.contains(have) {
             flags |= keep;

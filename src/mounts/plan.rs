@@ -70,6 +70,33 @@ pub enum MountOp {
         /// Its mode.
         mode: u32,
     },
+    /// An empty file, as a mount point for a bind-mounted file, inside a fresh tmpfs.
+    MakeFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Bind `source` at `target` (which must exist), optionally with everything mounted
+    /// under it, optionally read-only.
+    Bind {
+        /// What to bind: a host path.
+        source: PathBuf,
+        /// Where.
+        target: PathBuf,
+        /// With the mounts below `source` too (MS_REC).
+        recursive: bool,
+        /// Remount the bind read-only.
+        read_only: bool,
+    },
+    /// Attach a detached mount tree (an idmapped copy of a directory, see
+    /// [`crate::userns::idmapped_tree`]) at `target` with move_mount(2).
+    AttachTree {
+        /// The tree's file descriptor, open in the process that applies the plan.
+        fd: i32,
+        /// What the tree is a copy of, for the reader.
+        source: PathBuf,
+        /// Where.
+        target: PathBuf,
+    },
     /// mknod(2) a character device.
     Device {
         /// The node's path.
@@ -222,6 +249,67 @@ impl MountPlan {
         MountPlan { ops }
     }
     // ANCHOR_END: for_rootfs
+
+    // ANCHOR: in_user_namespace
+    /// The same plan for a container in its own user namespace. Two things root can do
+    /// and root in a user namespace cannot: make device nodes (mknod(2) needs
+    /// CAP_MKNOD in the host's namespace, or any container could make a node for the
+    /// host's disk), and mount sysfs (it needs a network namespace of the container's
+    /// own, which comes in chapter 8). So each device node becomes a bind mount of the
+    /// host's node onto an empty file, and /sys a read-only bind of the host's /sys, as
+    /// rootless podman does.
+    pub fn in_user_namespace(self) -> MountPlan {
+        let ops = self
+            .ops
+            .into_iter()
+            .flat_map(|op| match op {
+                MountOp::Device { path, .. } => {
+                    let name = path.file_name().map(PathBuf::from).unwrap_or_default();
+                    vec![
+                        MountOp::MakeFile { path: path.clone() },
+                        MountOp::Bind {
+                            source: Path::new("/dev").join(name),
+                            target: path,
+                            recursive: false,
+                            read_only: false,
+                        },
+                    ]
+                }
+                MountOp::Mount {
+                    fstype: "sysfs",
+                    target,
+                    ..
+                } => vec![MountOp::Bind {
+                    source: PathBuf::from("/sys"),
+                    target,
+                    recursive: true,
+                    read_only: true,
+                }],
+                op => vec![op],
+            })
+            .collect();
+        MountPlan { ops }
+    }
+    // ANCHOR_END: in_user_namespace
+
+    /// Insert `ops` right after the first operation, which makes every mount private:
+    /// how a chapter mounts the container's root itself (chapter 7's overlay) before the
+    /// plan binds it.
+    pub fn add_after_private(&mut self, ops: Vec<MountOp>) {
+        let at = usize::from(self.ops.first() == Some(&MountOp::MakePrivate));
+        self.ops.splice(at..at, ops);
+    }
+
+    /// Insert `op` just before the pivot_root, where paths are still the host's: how a
+    /// chapter adds a bind mount of a host path.
+    pub fn add_before_pivot(&mut self, op: MountOp) {
+        let at = self
+            .ops
+            .iter()
+            .position(|op| matches!(op, MountOp::PivotRoot { .. }))
+            .unwrap_or(self.ops.len());
+        self.ops.insert(at, op);
+    }
 }
 
 /// Mount flags as mount(8) prints them: `ro,nosuid,nodev,noexec`.
@@ -265,6 +353,26 @@ impl fmt::Display for MountOp {
                 Ok(())
             }
             MountOp::MakeDir { path, mode } => write!(f, "mkdir {} ({mode:04o})", path.display()),
+            MountOp::MakeFile { path } => write!(f, "create {} (a mount point)", path.display()),
+            MountOp::AttachTree { fd, source, target } => write!(
+                f,
+                "attach the idmapped copy of {} (fd {fd}) on {}",
+                source.display(),
+                target.display()
+            ),
+            MountOp::Bind {
+                source,
+                target,
+                recursive,
+                read_only,
+            } => {
+                let what = if *recursive { "rbind" } else { "bind" };
+                write!(f, "{what} {} on {}", source.display(), target.display())?;
+                if *read_only {
+                    write!(f, " (ro)")?;
+                }
+                Ok(())
+            }
             MountOp::Device {
                 path,
                 major,
@@ -340,8 +448,11 @@ mod tests {
             let path = match &op {
                 MountOp::BindSelf { path }
                 | MountOp::MakeDir { path, .. }
+                | MountOp::MakeFile { path }
                 | MountOp::Device { path, .. } => path,
-                MountOp::Mount { target, .. } => target,
+                MountOp::Mount { target, .. }
+                | MountOp::Bind { target, .. }
+                | MountOp::AttachTree { target, .. } => target,
                 MountOp::Symlink { link, .. } => link,
                 _ => continue,
             };
@@ -367,6 +478,48 @@ mod tests {
         assert!(!devpts(plan()).contains("gid="));
         let with_tty = MountPlan::for_rootfs(Path::new("/rootfs"), Some(5));
         assert!(devpts(with_tty).ends_with(",gid=5"));
+    }
+
+    #[test]
+    fn in_a_user_namespace_devices_are_bound_from_the_host_not_made() {
+        let ops = plan().in_user_namespace().ops;
+        assert!(!ops.iter().any(|op| matches!(op, MountOp::Device { .. })));
+        let null = ops
+            .iter()
+            .position(|op| op.to_string() == "bind /dev/null on /rootfs/dev/null")
+            .expect("a bind of the host's /dev/null");
+        assert_eq!(
+            ops[null - 1],
+            MountOp::MakeFile {
+                path: PathBuf::from("/rootfs/dev/null")
+            }
+        );
+        assert!(
+            ops.iter()
+                .any(|op| op.to_string() == "rbind /sys on /rootfs/sys (ro)")
+        );
+        assert!(
+            !ops.iter()
+                .any(|op| op.to_string().starts_with("mount sysfs"))
+        );
+    }
+
+    #[test]
+    fn a_bind_added_before_the_pivot_comes_right_before_it() {
+        let mut plan = plan();
+        let bind = MountOp::Bind {
+            source: PathBuf::from("/etc"),
+            target: PathBuf::from("/rootfs/etc"),
+            recursive: false,
+            read_only: false,
+        };
+        plan.add_before_pivot(bind.clone());
+        let pivot = plan
+            .ops
+            .iter()
+            .position(|op| matches!(op, MountOp::PivotRoot { .. }))
+            .expect("a pivot");
+        assert_eq!(plan.ops[pivot - 1], bind);
     }
 
     #[test]

@@ -1,0 +1,178 @@
+//! Writing a [`MappingPlan`] for a waiting child, making the child root of its
+//! namespace, and reading a process's ids back from `/proc/PID/status`.
+
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::unistd::{Gid, Pid, Uid, setgroups, setresgid, setresuid};
+
+use super::UsernsError;
+use super::plan::{IdMap, MapWriter, MappingPlan, render_map};
+use crate::process::Step;
+
+// ANCHOR: write_id_maps
+/// Write `plan`'s maps for process `pid`, which must be waiting in its new user
+/// namespace for them. `proc_dir` is normally `/proc`.
+///
+/// Each map file takes exactly one write(2), all lines at once: a second write fails
+/// with EPERM, so the whole map is rendered first. An unprivileged writer must write
+/// `deny` to `setgroups` before the gid map, or the kernel refuses the gid map.
+pub fn write_id_maps(pid: Pid, plan: &MappingPlan, proc_dir: &Path) -> Result<(), UsernsError> {
+    match &plan.writer {
+        MapWriter::Kernel => {
+            let dir = proc_dir.join(pid.to_string());
+            let write = |file: &str, text: &str| {
+                let path = dir.join(file);
+                std::fs::write(&path, text).map_err(|source| UsernsError::Write { path, source })
+            };
+            if plan.deny_setgroups {
+                write("setgroups", "deny")?;
+            }
+            write("uid_map", &render_map(&plan.maps.uids))?;
+            write("gid_map", &render_map(&plan.maps.gids))
+        }
+        MapWriter::Helpers {
+            newuidmap,
+            newgidmap,
+        } => {
+            run_helper(newuidmap, pid, &plan.maps.uids)?;
+            run_helper(newgidmap, pid, &plan.maps.gids)
+        }
+    }
+}
+// ANCHOR_END: write_id_maps
+
+/// `newuidmap PID INSIDE OUTSIDE COUNT...`: the setuid helper checks each range against
+/// /etc/subuid (or /etc/subgid) and writes the map for us.
+fn run_helper(helper: &Path, pid: Pid, maps: &[IdMap]) -> Result<(), UsernsError> {
+    let mut command = std::process::Command::new(helper);
+    command.arg(pid.to_string());
+    for map in maps {
+        command.args([
+            map.inside.to_string(),
+            map.outside.to_string(),
+            map.count.to_string(),
+        ]);
+    }
+    let failed = |message: String| UsernsError::Helper {
+        helper: helper.to_path_buf(),
+        message,
+    };
+    let output = command.output().map_err(|e| failed(e.to_string()))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&output.stderr);
+    let said = said.split_whitespace().collect::<Vec<_>>().join(" ");
+    Err(failed(if said.is_empty() {
+        output.status.to_string()
+    } else {
+        said
+    }))
+}
+
+// ANCHOR: become_root
+/// In the child, once its maps are written: become uid 0 and gid 0 of the namespace.
+///
+/// The child still has the ids it was cloned with. Where those are mapped (a normal
+/// user's own ids, mapped to 0) nothing changes; where they are not (root's, with the
+/// default map) the child is "nobody" inside until it switches. Capabilities survive the
+/// switch because the new ids are the namespace's root, and execve(2) then gives the
+/// command the full set again. setgroups(2) drops the supplementary groups inherited from
+/// the host, where the map's writer allowed it (`setgroups_allowed`).
+pub fn become_root(setgroups_allowed: bool) -> Result<(), Errno> {
+    let root_gid = Gid::from_raw(0);
+    setresgid(root_gid, root_gid, root_gid)?;
+    if setgroups_allowed {
+        setgroups(&[])?;
+    }
+    let root_uid = Uid::from_raw(0);
+    setresuid(root_uid, root_uid, root_uid)
+}
+// ANCHOR_END: become_root
+
+/// [`become_root`] as a named step for the child, with setgroups as `plan` allows.
+pub fn become_root_step(plan: &MappingPlan) -> Step<'static> {
+    let allowed = !plan.deny_setgroups;
+    Step::new(
+        "become root (uid 0, gid 0) of the user namespace",
+        move || become_root(allowed),
+    )
+}
+
+/// A process's ids and effective capabilities, as its `/proc/PID/status` shows them to
+/// the reader: in the reader's user namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcIds {
+    /// Real, effective, saved and filesystem uid.
+    pub uids: Vec<u32>,
+    /// Real, effective, saved and filesystem gid.
+    pub gids: Vec<u32>,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    /// The effective capability set, as a bitmask.
+    pub cap_eff: u64,
+}
+
+impl ProcIds {
+    /// Parse the text of a `/proc/PID/status` file.
+    pub fn parse(status: &str) -> Option<ProcIds> {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        let ids = |name: &str| -> Option<Vec<u32>> {
+            field(name)?
+                .split_whitespace()
+                .map(|id| id.parse().ok())
+                .collect()
+        };
+        Some(ProcIds {
+            uids: ids("Uid")?,
+            gids: ids("Gid")?,
+            groups: ids("Groups")?,
+            cap_eff: u64::from_str_radix(field("CapEff")?, 16).ok()?,
+        })
+    }
+
+    /// How many capabilities are in the effective set.
+    pub fn capability_count(&self) -> u32 {
+        self.cap_eff.count_ones()
+    }
+}
+
+/// Read process `pid`'s ids from `<proc_dir>/<pid>/status`.
+pub fn read_status_ids(proc_dir: &Path, pid: &str) -> std::io::Result<ProcIds> {
+    let path = proc_dir.join(pid).join("status");
+    let text = std::fs::read_to_string(&path)?;
+    ProcIds::parse(&text).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: no Uid, Gid, Groups or CapEff line", path.display()),
+        )
+    })
+}
+
+/// `uid=100000 gid=100000 groups=(none) capabilities=41 (000001ffffffffff)`: one line
+/// for the chapter to print beside what `id` says inside.
+pub fn describe_ids(ids: &ProcIds) -> String {
+    let first = |v: &[u32]| v.first().map_or("?".to_string(), u32::to_string);
+    let groups = if ids.groups.is_empty() {
+        "(none)".to_string()
+    } else {
+        ids.groups
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        "uid={} gid={} groups={groups} effective capabilities: {} ({:016x})",
+        first(&ids.uids),
+        first(&ids.gids),
+        ids.capability_count(),
+        ids.cap_eff
+    )
+}

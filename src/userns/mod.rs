@@ -1,0 +1,101 @@
+//! The user namespace: user and group ids, and capabilities, of the container's own.
+//!
+//! A process in a new user namespace has every capability — but only over the
+//! namespace's own resources: the namespaces it owns (its UTS, mount, PID... namespaces,
+//! made together with it), and files whose owner is mapped into it. Which host ids the
+//! namespace's ids stand for is written once, from outside, to `/proc/PID/uid_map` and
+//! `/proc/PID/gid_map`: a line `0 100000 65536` says "ids 0..65536 inside are
+//! 100000..165536 on the host". Root in the container is then uid 100000 to the kernel:
+//! a file the host's root owns is owned by nobody the container knows, and no capability
+//! inside reaches it. Module loading, the wall clock, device nodes and the host's network
+//! stay out of reach, because those need capabilities in the *host's* user namespace.
+//!
+//! Who may write which map: a writer with CAP_SETUID (CAP_SETGID) over the parent
+//! namespace — root — may map any host ids. Anyone else may map only their own uid and
+//! gid, one id each, and only after writing `deny` to `/proc/PID/setgroups`: otherwise
+//! a user could drop a supplementary group that a file's permissions deny them by
+//! (CVE-2014-8989). Ranges beyond one's own ids come from the setuid helpers
+//! newuidmap(1) and newgidmap(1), which grant what `/etc/subuid` and `/etc/subgid` list.
+//!
+//! Introduced in chapter 6 (ch06-user). The work is split in two: [`plan`] decides
+//! which maps to write and how, as data (pure, tested anywhere); [`apply`] writes them
+//! and makes the child root of its namespace.
+//!
+//! See also [user_namespaces(7)](https://man7.org/linux/man-pages/man7/user_namespaces.7.html),
+//! [capabilities(7)](https://man7.org/linux/man-pages/man7/capabilities.7.html),
+//! [newuidmap(1)](https://man7.org/linux/man-pages/man1/newuidmap.1.html),
+//! [subuid(5)](https://man7.org/linux/man-pages/man5/subuid.5.html).
+
+mod apply;
+mod attempts;
+mod idmapped;
+mod plan;
+
+pub use apply::{
+    ProcIds, become_root, become_root_step, describe_ids, read_status_ids, write_id_maps,
+};
+pub use attempts::{Attempt, try_host_actions};
+pub use idmapped::{attach_tree, idmapped_tree};
+pub use plan::{
+    Caller, DEFAULT_ROOT_MAP, IdMap, IdMaps, MAX_MAP_LINES, MapWriter, MappingPlan, SubIdRange,
+    find_helpers, parse_subid, plan_mapping, render_map,
+};
+
+use std::path::PathBuf;
+
+/// Errors from planning or writing a user namespace's id maps.
+#[derive(Debug, thiserror::Error)]
+pub enum UsernsError {
+    /// An `--uid-map`/`--gid-map` value is not `INSIDE:OUTSIDE:COUNT`.
+    #[error("{flag} {value:?}: expected INSIDE:OUTSIDE:COUNT, e.g. 0:100000:65536")]
+    BadMapSyntax {
+        /// The flag.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// A map is empty, overlaps itself, overflows, or is too long for the kernel.
+    #[error("{kind} map {map}: {problem}")]
+    InvalidMap {
+        /// `uid` or `gid`.
+        kind: &'static str,
+        /// The map, as the kernel would read it.
+        map: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A normal user asked for ids they cannot map.
+    #[error("{0}")]
+    NotAllowed(String),
+    /// Writing `/proc/PID/{setgroups,uid_map,gid_map}` failed.
+    #[error("write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Making an idmapped copy of a tree failed.
+    #[error("make an idmapped mount of {path}: {step}: {source}")]
+    IdmappedMount {
+        /// The tree.
+        path: PathBuf,
+        /// The system call that failed.
+        step: &'static str,
+        /// The errno.
+        #[source]
+        source: nix::errno::Errno,
+    },
+    /// Starting or waiting for the process that lends its user namespace failed.
+    #[error(transparent)]
+    Process(#[from] crate::process::ProcessError),
+    /// newuidmap or newgidmap failed or could not be run.
+    #[error("{helper} failed: {message}")]
+    Helper {
+        /// The helper's path.
+        helper: PathBuf,
+        /// What it said (its stderr), or why it could not run.
+        message: String,
+    },
+}
