@@ -79,7 +79,7 @@ pub const CHAPTERS: &[Chapter] = &[
         bin: "ch06-user",
         adds: "user namespaces and rootless containers",
         needs: &[Need::Namespace(Namespace::User)],
-        written: false,
+        written: true,
     },
     Chapter {
         bin: "ch07-overlayfs",

@@ -1,0 +1,416 @@
+//! ch06-user, for real through the chapter binary: root's container mapped to host uid
+//! 100000, the break-it demo refused on every host action, and rootless runs as `nobody`
+//! — with only its own ids, and with newuidmap and an /etc/subuid range.
+//!
+//! The pure parts (which maps, who writes them, every refusal) are tested in
+//! tests/userns_lib.rs.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, chown};
+use std::path::Path;
+use std::process::Output;
+
+use common::{
+    assert_help_mentions, assert_missing_rootfs_refused, data_dir, require_root, snapshot_settings,
+    stderr, stdout,
+};
+
+const CH06: &str = env!("CARGO_BIN_EXE_ch06-user");
+
+/// Run the binary as root with `args`; return its output and its pid.
+fn run(data: &Path, args: &[&str]) -> (Output, u32) {
+    let child = std::process::Command::new(CH06)
+        .env("NUTSHELL_DATA", data)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start ch06-user");
+    let pid = child.id();
+    let output = child.wait_with_output().expect("wait for ch06-user");
+    (output, pid)
+}
+
+/// The snapshot settings of this chapter: pids and namespace inode numbers vary.
+fn settings(data: &Path) -> insta::Settings {
+    let mut settings = snapshot_settings(data);
+    settings.add_filter(r"nutshell-\d+", "nutshell-[PID]");
+    settings.add_filter(r"user:\[\d+\]", "user:[INODE]");
+    settings
+}
+
+/// No cgroup named after run `pid` is left in any hierarchy.
+fn assert_no_cgroup_left(pid: u32) {
+    let output = std::process::Command::new("find")
+        .args([
+            "/sys/fs/cgroup",
+            "-maxdepth",
+            "4",
+            "-name",
+            &format!("nutshell-{pid}"),
+        ])
+        .output()
+        .expect("run find");
+    assert_eq!(stdout(&output), "", "cgroups left behind");
+}
+
+/// A data directory `nobody` can build its image in.
+fn data_dir_for_nobody() -> tempfile::TempDir {
+    let data = data_dir();
+    chown(data.path(), Some(65534), Some(65534)).expect("chown the data dir to nobody");
+    data
+}
+
+/// Run the binary as `nobody` (uid and gid 65534, no supplementary groups) with `args`,
+/// in a private mount namespace whose /etc/subuid and /etc/subgid are `subuid` and
+/// `subgid`: what newuidmap reads, without touching the host's files.
+fn run_as_nobody(data: &Path, subuid: &str, subgid: &str, args: &[&str]) -> Output {
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        assert!(
+            Path::new(file).exists(),
+            "{file} is missing: `just setup` installs uidmap, which provides it"
+        );
+    }
+    let files = tempfile::tempdir().expect("temp dir");
+    let (uid_file, gid_file) = (files.path().join("subuid"), files.path().join("subgid"));
+    std::fs::write(&uid_file, subuid).expect("write subuid");
+    std::fs::write(&gid_file, subgid).expect("write subgid");
+    let script = r#"mount --make-rprivate / && mount --bind "$1" /etc/subuid && mount --bind "$2" /etc/subgid && shift 2 && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@""#;
+    std::process::Command::new("unshare")
+        .args(["--mount", "sh", "-c", script, "sh"])
+        .arg(&uid_file)
+        .arg(&gid_file)
+        .arg(CH06)
+        .args(args)
+        .env("NUTSHELL_DATA", data)
+        .current_dir("/")
+        .output()
+        .expect("run ch06-user as nobody")
+}
+
+#[test]
+fn help_says_what_to_try() {
+    assert_help_mentions(
+        CH06,
+        &["--break-it", "--plan", "--uid-map", "--gid-map", "rootless"],
+    );
+}
+
+#[test]
+fn a_malformed_map_is_refused_before_anything_is_made() {
+    let data = data_dir();
+    let output = common::binary(CH06, data.path())
+        .args(["--uid-map", "0:100000"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "ch06-user: error: --uid-map \"0:100000\": expected INSIDE:OUTSIDE:COUNT, e.g. 0:100000:65536\n"
+    );
+    assert!(!data.path().join("images").exists());
+}
+
+#[test]
+fn a_missing_rootfs_is_refused() {
+    assert_missing_rootfs_refused(CH06, "ch06-user");
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn root_inside_is_uid_100000_outside() {
+    require_root();
+    let data = data_dir();
+    let (output, pid) = run(data.path(), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("\n$ id\nuid=0(root) gid=0(root)\n"), "{text}");
+    assert!(
+        text.contains("[host]      uid=100000 gid=100000 groups=(none) effective capabilities: 41"),
+        "{text}"
+    );
+    // The image belongs to the host's root, who is not mapped.
+    assert!(
+        text.contains("65534:65534 -rw-r--r-- /etc/passwd"),
+        "{text}"
+    );
+    assert_no_cgroup_left(pid);
+    settings(data.path()).bind(|| insta::assert_snapshot!("ch06_tour", text));
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn the_plan_shows_the_maps_and_the_mounts_for_a_user_namespace() {
+    require_root();
+    let data = data_dir();
+    let (output, _) = run(data.path(), &["--plan"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("bind /dev/null on"), "{text}");
+    assert!(!text.contains("mknod"), "{text}");
+    settings(data.path()).bind(|| insta::assert_snapshot!("ch06_plan", text));
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn root_may_choose_the_host_range() {
+    require_root();
+    let data = data_dir();
+    let (output, pid) = run(
+        data.path(),
+        &[
+            "--uid-map",
+            "0:200000:1000",
+            "--pids-limit",
+            "64",
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; cat /proc/self/cgroup",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    // The gid map follows the uid map when only --uid-map is given.
+    let maps: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("0 "))
+        .collect();
+    assert_eq!(
+        maps.iter()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>(),
+        ["0 200000 1000", "0 200000 1000"],
+        "{text}"
+    );
+    assert!(text.contains("[host]      uid=200000 gid=200000"), "{text}");
+    // In its cgroup namespace, the container's cgroup is its root.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("0::/") || l.ends_with(":/")),
+        "{text}"
+    );
+    assert_no_cgroup_left(pid);
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn the_uptime_offset_works_in_the_user_namespace() {
+    require_root();
+    let data = data_dir();
+    let (output, _) = run(
+        data.path(),
+        &["--uptime-offset", "86400", "--", "cat", "/proc/uptime"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    let uptime: f64 = text
+        .split("$ cat /proc/uptime\n")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no uptime in {text}"));
+    assert!(uptime >= 86400.0, "{text}");
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn break_it_every_host_action_is_refused() {
+    require_root();
+    let data = data_dir();
+    let (output, _) = run(data.path(), &["--break-it"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    for allowed in [
+        "sethostname(\"changed\"): allowed",
+        "mount a tmpfs on /tmp: allowed",
+    ] {
+        assert!(text.contains(allowed), "{allowed}: {text}");
+    }
+    for refused in [
+        "mknod /tmp/sda b 8 0 (the host's first disk): refused, EPERM",
+        "open /etc/passwd for writing: refused, EACCES",
+        "read /etc/shadow: refused, EACCES",
+        "clock_settime(CLOCK_REALTIME) (set the wall clock): refused, EPERM",
+    ] {
+        assert!(text.contains(refused), "{refused}: {text}");
+    }
+    // EPERM where the kernel can load modules, ENOSYS where it cannot at all.
+    let module_refused = ["EPERM", "ENOSYS"].iter().any(|errno| {
+        text.contains(&format!(
+            "init_module (load a kernel module): refused, {errno}"
+        ))
+    });
+    assert!(module_refused, "{text}");
+    assert!(text.contains("NOT ESCAPED"), "{text}");
+    // The book shows this machine's run; a kernel with modules answers EPERM instead.
+    let modules = Path::new("/proc/modules").exists();
+    let name = if modules {
+        "ch06_break_it_modules"
+    } else {
+        "ch06_break_it"
+    };
+    let recorded =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/snapshots/{name}.snap"));
+    if recorded.exists() || std::env::var_os("INSTA_UPDATE").is_some() {
+        settings(data.path()).bind(|| insta::assert_snapshot!(name, text));
+    } else {
+        eprintln!(
+            "no reference output {name}.snap for this kernel: behaviour checked, output not compared"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn break_it_refuses_to_run_with_the_hosts_root_mapped() {
+    require_root();
+    let data = data_dir();
+    let (output, _) = run(data.path(), &["--uid-map", "0:0:1", "--break-it"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).starts_with(
+            "ch06-user: error: --break-it with the host's root mapped into the container"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!data.path().join("images").exists());
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all` (it makes the unprivileged user and its files)"]
+fn rootless_with_only_its_own_ids() {
+    require_root();
+    let data = data_dir_for_nobody();
+    let output = run_as_nobody(
+        data.path(),
+        "",
+        "",
+        &[
+            "--uptime-offset",
+            "3600",
+            "--",
+            "sh",
+            "-c",
+            "id; cat /proc/self/uid_map; cat /proc/self/setgroups; hostname; touch /tmp/rootless-was-here; stat -c %u /tmp/rootless-was-here; awk '{print ($1 >= 3600)}' /proc/uptime",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("(rootless)"), "{text}");
+    assert!(text.contains("uid=0(root) gid=0(root)"), "{text}");
+    assert!(
+        text.contains("written by: nutshell, to /proc/PID/uid_map and gid_map, after \"deny\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("note:    only the uid and gid of user nobody (65534) are mapped"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cgroup:  none: a normal user can make cgroups only"),
+        "{text}"
+    );
+    assert!(text.contains("network: the host's. A veth pair"), "{text}");
+    assert!(text.contains("\ndeny\nnutshell\n0\n1\n"), "{text}");
+    assert!(text.contains("[host]      uid=65534 gid=65534"), "{text}");
+    // A file root made inside belongs, on the host, to the user who ran the container.
+    let made = data
+        .path()
+        .join("images/default/rootfs/tmp/rootless-was-here");
+    assert_eq!(
+        std::fs::metadata(&made)
+            .expect("the file made inside")
+            .uid(),
+        65534
+    );
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all` (it makes the unprivileged user and its files)"]
+fn rootless_tour_as_nobody() {
+    require_root();
+    let data = data_dir_for_nobody();
+    let output = run_as_nobody(data.path(), "", "", &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("[host]      uid=65534 gid=65534"), "{text}");
+    assert!(text.contains("0:0 -rw-r--r-- /etc/passwd"), "{text}");
+    settings(data.path()).bind(|| insta::assert_snapshot!("ch06_rootless_tour", text));
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all` (it makes the unprivileged user and its files)"]
+fn rootless_with_newuidmap_maps_its_subordinate_ids() {
+    require_root();
+    let data = data_dir_for_nobody();
+    let output = run_as_nobody(
+        data.path(),
+        "nobody:200000:65536\n",
+        "65534:300000:65536\n",
+        &[
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/owned; chown 1000:1000 /tmp/owned && echo chowned",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("written by: /usr/bin/newuidmap and /usr/bin/newgidmap"),
+        "{text}"
+    );
+    let maps: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("         "))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        maps,
+        ["0 65534 1", "1 200000 65535", "0 65534 1", "1 300000 65535"],
+        "{text}"
+    );
+    assert!(text.contains("chowned"), "{text}");
+    // Container uid 1000 is host uid 200000 + 999.
+    let owned = data.path().join("images/default/rootfs/tmp/owned");
+    let meta = std::fs::metadata(&owned).expect("the file chowned inside");
+    assert_eq!((meta.uid(), meta.gid()), (200_999, 300_999));
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all` (it makes the unprivileged user and its files)"]
+fn rootless_cgroup_limits_get_a_clear_error() {
+    require_root();
+    let data = data_dir_for_nobody();
+    let output = run_as_nobody(data.path(), "", "", &["--memory", "64M", "--", "true"]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.starts_with("ch06-user: error: --cpus, --memory and --pids-limit need a cgroup, and a normal user can make cgroups only"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!data.path().join("images").exists());
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all` (it makes the unprivileged user and its files)"]
+fn rootless_ids_beyond_its_own_are_refused_without_subordinate_ranges() {
+    require_root();
+    let data = data_dir_for_nobody();
+    let output = run_as_nobody(
+        data.path(),
+        "",
+        "",
+        &["--uid-map", "0:100000:65536", "--", "true"],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "ch06-user: error: uid map 0:100000:65536 uses host uids 100000-165535, which user nobody (65534) does not own: only its own uid 65534, and what /etc/subuid gives it (nothing)\n"
+    );
+    assert!(!data.path().join("images").exists());
+}
