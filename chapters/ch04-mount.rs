@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Parser;
-use nutshell::cli::{NamespaceArgs, RootfsArgs, main_with, require_root};
+use nutshell::cli::{NamespaceArgs, RootfsArgs, main_with, require_root, transcript};
 use nutshell::init;
 use nutshell::mounts::{self, MountPlan};
 use nutshell::namespaces::Namespace;
@@ -88,7 +88,7 @@ fn main() -> std::process::ExitCode {
             plan.ops.len()
         );
         let argv: Vec<String> = if args.command.is_empty() {
-            vec!["sh".into(), "-c".into(), tour_script()]
+            vec!["sh".into(), "-c".into(), transcript(&TOUR)]
         } else {
             println!("\n$ {}", args.command.join(" "));
             args.command.clone()
@@ -142,15 +142,6 @@ fn start_container(
     Ok(process::spawn_fn(&isolation, steps, body)?)
 }
 // ANCHOR_END: start_container
-
-/// The tour as one shell script that echoes each command, then runs it with its errors
-/// on stdout, so that they show in order.
-fn tour_script() -> String {
-    TOUR.iter()
-        .map(|command| format!("echo; echo '$ {command}'; {{ {command}; }} 2>&1"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 // ANCHOR: escape
 /// The break-it demo: chapter 1's escape, run inside this container, gets nowhere.

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Parser;
-use nutshell::cli::{LimitArgs, NamespaceArgs, RootfsArgs, UserArgs, main_with};
+use nutshell::cli::{LimitArgs, NamespaceArgs, RootfsArgs, UserArgs, main_with, transcript};
 use nutshell::container::{describe_mapping, host_view, start_container};
 use nutshell::init;
 use nutshell::mounts::{self, MountOp, MountPlan};
@@ -98,7 +98,7 @@ fn main() -> std::process::ExitCode {
         }
 
         let argv: Vec<String> = if args.command.is_empty() {
-            vec!["sh".into(), "-c".into(), tour_script()]
+            vec!["sh".into(), "-c".into(), transcript(&TOUR)]
         } else {
             println!("\n$ {}", args.command.join(" "));
             args.command.clone()
@@ -157,15 +157,6 @@ fn explain_tour(mapping: &MappingPlan) {
     println!("namespace: over the namespaces that namespace owns (hostname, mounts, PIDs)");
     println!("and over files whose owner is mapped into it. A file of an unmapped owner");
     println!("shows as 65534 (nobody), and root inside gets only what \"others\" may do.");
-}
-
-/// The tour as one shell script that echoes each command, then runs it with its errors
-/// on stdout, so that they show in order.
-fn tour_script() -> String {
-    TOUR.iter()
-        .map(|command| format!("echo; echo '$ {command}'; {{ {command}; }} 2>&1"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 // ANCHOR: break_it

@@ -223,6 +223,20 @@ impl LimitArgs {
 /// Why a rootless container gets no cgroup.
 const NO_ROOTLESS_CGROUP: &str = "a normal user can make cgroups only in a cgroup v2 subtree delegated to it (systemd does that for user sessions on pure v2 machines); rootless, this container runs in no cgroup of its own, with no limits";
 
+/// A tour as one shell script, for `sh -c`: each command is echoed like a transcript
+/// (`$ command`), then run with its errors on stdout, so that they show in order.
+pub fn transcript(commands: &[&str]) -> String {
+    commands
+        .iter()
+        .map(|command| {
+            // Inside single quotes only a quote needs care: end them, add \', reopen.
+            let shown = command.replace('\'', r"'\''");
+            format!("echo; echo '$ {shown}'; {{ {command}; }} 2>&1")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Stop with a clear message unless running as root, saying what root is needed for.
 pub fn require_root(binary: &str, why: &str) -> anyhow::Result<()> {
     if nix::unistd::geteuid().is_root() {
@@ -289,6 +303,14 @@ mod tests {
     fn an_invalid_hostname_is_refused() {
         assert!(namespace_args("bad_name", 0).validate().is_err());
         assert!(namespace_args("good-name", 3600).validate().is_ok());
+    }
+
+    #[test]
+    fn a_transcript_echoes_each_command_even_with_quotes() {
+        assert_eq!(
+            transcript(&["id", "echo 'hi'"]),
+            "echo; echo '$ id'; { id; } 2>&1\necho; echo '$ echo '\\''hi'\\'''; { echo 'hi'; } 2>&1"
+        );
     }
 
     #[test]
