@@ -68,6 +68,7 @@ fn main() -> std::process::ExitCode {
         args.limits.check(privileged)?;
         let rootfs = args.rootfs.resolve()?;
         require_shell(&rootfs)?;
+        mapping.check_reachable(&rootfs)?;
         let plan = mount_plan(&rootfs, &mapping);
         if args.plan {
             print!("{}", describe_mapping(&mapping));

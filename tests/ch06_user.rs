@@ -414,3 +414,28 @@ fn rootless_ids_beyond_its_own_are_refused_without_subordinate_ranges() {
     );
     assert!(!data.path().join("images").exists());
 }
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn a_rootfs_the_containers_root_cannot_reach_is_refused_up_front() {
+    require_root();
+    let outer = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(
+        outer.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod 0700");
+    let data = outer.path().join("data");
+    let (output, pid) = run(&data, &["--", "true"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output).lines().last().expect("an error"),
+        format!(
+            "ch06-user: error: {} is not searchable by the container's root (host uid 100000, gid 100000), which must reach {}/images/default/rootfs through it: chmod o+x {}, or keep images and containers somewhere others may enter (NUTSHELL_DATA)",
+            outer.path().display(),
+            data.display(),
+            outer.path().display()
+        )
+    );
+    assert_no_cgroup_left(pid);
+}

@@ -100,6 +100,45 @@ pub fn become_root_step(plan: &MappingPlan) -> Step<'static> {
     )
 }
 
+/// Check that host uid `uid` (gid `gid`) — the container's root — may walk to `path`:
+/// every directory from `/` down to it must grant it search (x) permission. The
+/// container resolves these paths itself, as that uid, and a directory made with mode
+/// 0700 (as `mktemp -d` makes them) would stop it with a bare EACCES.
+pub fn check_searchable(path: &Path, uid: u32, gid: u32) -> Result<(), UsernsError> {
+    use std::os::unix::fs::MetadataExt;
+    for dir in path.ancestors() {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let bit = if meta.uid() == uid {
+            0o100
+        } else if meta.gid() == gid {
+            0o010
+        } else {
+            0o001
+        };
+        if meta.is_dir() && meta.mode() & bit == 0 {
+            return Err(UsernsError::NotSearchable {
+                dir: dir.to_path_buf(),
+                path: path.to_path_buf(),
+                uid,
+                gid,
+            });
+        }
+    }
+    Ok(())
+}
+
+impl MappingPlan {
+    /// [`check_searchable`] for the container's root under this plan.
+    pub fn check_reachable(&self, path: &Path) -> Result<(), UsernsError> {
+        match (self.maps.host_uid(0), self.maps.host_gid(0)) {
+            (Some(uid), Some(gid)) => check_searchable(path, uid, gid),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A process's ids and effective capabilities, as its `/proc/PID/status` shows them to
 /// the reader: in the reader's user namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,7 +32,8 @@ mod idmapped;
 mod plan;
 
 pub use apply::{
-    ProcIds, become_root, become_root_step, describe_ids, read_status_ids, write_id_maps,
+    ProcIds, become_root, become_root_step, check_searchable, describe_ids, read_status_ids,
+    write_id_maps,
 };
 pub use attempts::{Attempt, try_host_actions};
 pub use idmapped::{attach_tree, idmapped_tree};
@@ -77,7 +78,9 @@ pub enum UsernsError {
         source: std::io::Error,
     },
     /// Making an idmapped copy of a tree failed.
-    #[error("make an idmapped mount of {path}: {step}: {source}")]
+    #[error(
+        "make an idmapped mount of {path}: {step}: {source} (idmapped mounts need Linux 5.12+ and a filesystem that supports them: ext4, xfs, btrfs, tmpfs)"
+    )]
     IdmappedMount {
         /// The tree.
         path: PathBuf,
@@ -90,6 +93,20 @@ pub enum UsernsError {
     /// Starting or waiting for the process that lends its user namespace failed.
     #[error(transparent)]
     Process(#[from] crate::process::ProcessError),
+    /// A directory on the way to the container's root that its root may not enter.
+    #[error(
+        "{dir} is not searchable by the container's root (host uid {uid}, gid {gid}), which must reach {path} through it: chmod o+x {dir}, or keep images and containers somewhere others may enter (NUTSHELL_DATA)"
+    )]
+    NotSearchable {
+        /// The directory.
+        dir: PathBuf,
+        /// What the container needs to reach.
+        path: PathBuf,
+        /// The container root's host uid.
+        uid: u32,
+        /// Its host gid.
+        gid: u32,
+    },
     /// newuidmap or newgidmap failed or could not be run.
     #[error("{helper} failed: {message}")]
     Helper {
