@@ -153,10 +153,7 @@ fn main() -> std::process::ExitCode {
         // The overlay was mounted in the container's mount namespace, which ended with it.
         drop(root);
 
-        println!("\nThe upper dir, {}:", dirs.upper().display());
-        for change in overlay::upper_changes(dirs.upper(), &lowers)? {
-            println!("  {change}");
-        }
+        inspect_and_remove(&mut dirs, &lowers, &mapping, privileged, args.keep_upper)?;
         let after = overlay::tree_digest(&rootfs)?;
         println!(
             "\nThe image, hashed before and after: {}",
@@ -170,7 +167,6 @@ fn main() -> std::process::ExitCode {
         if let Some(cgroup) = cgroup.as_mut() {
             cgroup.remove()?;
         }
-        remove_demo_layers(dirs.root())?;
         match dirs.remove(args.keep_upper)? {
             Some(upper) => println!("\nKept the upper dir: {}", upper.display()),
             None => println!("\nRemoved the upper and work dirs with the container."),
@@ -252,6 +248,45 @@ impl OverlayRoot {
     }
 }
 // ANCHOR_END: overlay_root
+
+// ANCHOR: inspect_and_remove
+/// List what the container left in its upper dir, then remove its dirs (the upper too,
+/// unless `keep_upper`). A rootless container with subordinate ids may have left files
+/// and directories its user cannot read or remove from out here, so then this runs as
+/// the container's root, in a user namespace with the same maps.
+fn inspect_and_remove(
+    dirs: &mut ContainerDirs,
+    lowers: &[PathBuf],
+    mapping: &MappingPlan,
+    privileged: bool,
+    keep_upper: bool,
+) -> anyhow::Result<()> {
+    let mut work = || -> anyhow::Result<()> {
+        println!("\nThe upper dir, {}:", dirs.upper().display());
+        for change in overlay::upper_changes(dirs.upper(), lowers)? {
+            println!("  {change}");
+        }
+        remove_demo_layers(dirs.root())?;
+        dirs.remove(keep_upper)?;
+        Ok(())
+    };
+    if privileged || mapping.maps.uid_count() == 1 {
+        return work();
+    }
+    let exit = userns::run_as_mapped_root(mapping, || match work() {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("ch07-overlayfs: error: {}", nutshell::cli::one_line(&err));
+            1
+        }
+    })?;
+    anyhow::ensure!(
+        exit == Exit::Code(0),
+        "listing and removing the container's dirs as its root {exit}"
+    );
+    Ok(())
+}
+// ANCHOR_END: inspect_and_remove
 
 /// A refused overlay mount, with what its errno most likely means here: the child can
 /// report only the errno.

@@ -7,13 +7,13 @@
 
 mod common;
 
-use std::os::unix::fs::{MetadataExt, chown};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Output;
 
 use common::{
-    assert_help_mentions, assert_missing_rootfs_refused, data_dir, require_root, snapshot_settings,
-    stderr, stdout,
+    assert_help_mentions, assert_missing_rootfs_refused, data_dir, data_dir_for_nobody,
+    require_root, run_as_nobody, snapshot_settings, stderr, stdout,
 };
 
 const CH06: &str = env!("CARGO_BIN_EXE_ch06-user");
@@ -53,40 +53,6 @@ fn assert_no_cgroup_left(pid: u32) {
         .output()
         .expect("run find");
     assert_eq!(stdout(&output), "", "cgroups left behind");
-}
-
-/// A data directory `nobody` can build its image in.
-fn data_dir_for_nobody() -> tempfile::TempDir {
-    let data = data_dir();
-    chown(data.path(), Some(65534), Some(65534)).expect("chown the data dir to nobody");
-    data
-}
-
-/// Run the binary as `nobody` (uid and gid 65534, no supplementary groups) with `args`,
-/// in a private mount namespace whose /etc/subuid and /etc/subgid are `subuid` and
-/// `subgid`: what newuidmap reads, without touching the host's files.
-fn run_as_nobody(data: &Path, subuid: &str, subgid: &str, args: &[&str]) -> Output {
-    for file in ["/etc/subuid", "/etc/subgid"] {
-        assert!(
-            Path::new(file).exists(),
-            "{file} is missing: `just setup` installs uidmap, which provides it"
-        );
-    }
-    let files = tempfile::tempdir().expect("temp dir");
-    let (uid_file, gid_file) = (files.path().join("subuid"), files.path().join("subgid"));
-    std::fs::write(&uid_file, subuid).expect("write subuid");
-    std::fs::write(&gid_file, subgid).expect("write subgid");
-    let script = r#"mount --make-rprivate / && mount --bind "$1" /etc/subuid && mount --bind "$2" /etc/subgid && shift 2 && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@""#;
-    std::process::Command::new("unshare")
-        .args(["--mount", "sh", "-c", script, "sh"])
-        .arg(&uid_file)
-        .arg(&gid_file)
-        .arg(CH06)
-        .args(args)
-        .env("NUTSHELL_DATA", data)
-        .current_dir("/")
-        .output()
-        .expect("run ch06-user as nobody")
 }
 
 #[test]
@@ -285,6 +251,7 @@ fn rootless_with_only_its_own_ids() {
     require_root();
     let data = data_dir_for_nobody();
     let output = run_as_nobody(
+        CH06,
         data.path(),
         "",
         "",
@@ -333,7 +300,7 @@ fn rootless_with_only_its_own_ids() {
 fn rootless_tour_as_nobody() {
     require_root();
     let data = data_dir_for_nobody();
-    let output = run_as_nobody(data.path(), "", "", &[]);
+    let output = run_as_nobody(CH06, data.path(), "", "", &[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains("[host]      uid=65534 gid=65534"), "{text}");
@@ -347,6 +314,7 @@ fn rootless_with_newuidmap_maps_its_subordinate_ids() {
     require_root();
     let data = data_dir_for_nobody();
     let output = run_as_nobody(
+        CH06,
         data.path(),
         "nobody:200000:65536\n",
         "65534:300000:65536\n",
@@ -385,7 +353,13 @@ fn rootless_with_newuidmap_maps_its_subordinate_ids() {
 fn rootless_cgroup_limits_get_a_clear_error() {
     require_root();
     let data = data_dir_for_nobody();
-    let output = run_as_nobody(data.path(), "", "", &["--memory", "64M", "--", "true"]);
+    let output = run_as_nobody(
+        CH06,
+        data.path(),
+        "",
+        "",
+        &["--memory", "64M", "--", "true"],
+    );
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     assert!(
@@ -402,6 +376,7 @@ fn rootless_ids_beyond_its_own_are_refused_without_subordinate_ranges() {
     require_root();
     let data = data_dir_for_nobody();
     let output = run_as_nobody(
+        CH06,
         data.path(),
         "",
         "",

@@ -287,3 +287,35 @@ fn a_layer_that_is_not_a_directory_is_refused() {
     );
     assert!(!data.path().join("containers").exists());
 }
+
+#[test]
+#[ignore = "needs root: run `just test-all` (it makes the unprivileged user's files)"]
+fn rootless_with_subordinate_ids_leaves_nothing_it_cannot_remove() {
+    require_root();
+    let data = common::data_dir_for_nobody();
+    // Inside, root gives a private directory to uid 1000, host uid 200999: the user who
+    // ran the container may not even enter it, outside.
+    let output = common::run_as_nobody(
+        CH07,
+        data.path(),
+        "nobody:200000:65536\n",
+        "nobody:200000:65536\n",
+        &[
+            "--",
+            "sh",
+            "-c",
+            "mkdir -p /home/u/d && touch /home/u/d/f && chown -R 1000:1000 /home/u && chmod 700 /home/u/d",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("  added      home/u/d/f   (new file, 0 bytes)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Removed the upper and work dirs with the container."),
+        "{text}"
+    );
+    assert_nothing_left(data.path());
+}

@@ -27,6 +27,7 @@
 //! [subuid(5)](https://man7.org/linux/man-pages/man5/subuid.5.html).
 
 mod apply;
+mod as_root;
 mod attempts;
 mod idmapped;
 mod plan;
@@ -35,6 +36,7 @@ pub use apply::{
     ProcIds, become_root, become_root_step, check_searchable, describe_ids, read_status_ids,
     write_id_maps,
 };
+pub use as_root::run_as_mapped_root;
 pub use attempts::{Attempt, try_host_actions};
 pub use idmapped::{attach_tree, idmapped_tree};
 pub use plan::{

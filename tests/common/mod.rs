@@ -92,3 +92,44 @@ pub fn assert_missing_rootfs_refused(binary_path: &str, name: &str) {
     );
     assert!(!data.path().join("images").exists());
 }
+
+/// A data directory `nobody` can build its image in.
+pub fn data_dir_for_nobody() -> tempfile::TempDir {
+    let data = data_dir();
+    std::os::unix::fs::chown(data.path(), Some(65534), Some(65534))
+        .expect("chown the data dir to nobody");
+    data
+}
+
+/// Run `binary` as `nobody` (uid and gid 65534, no supplementary groups) with `args`,
+/// in a private mount namespace whose /etc/subuid and /etc/subgid are `subuid` and
+/// `subgid`: what newuidmap reads, without touching the host's files.
+pub fn run_as_nobody(
+    binary: &str,
+    data: &Path,
+    subuid: &str,
+    subgid: &str,
+    args: &[&str],
+) -> std::process::Output {
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        assert!(
+            Path::new(file).exists(),
+            "{file} is missing: `just setup` installs uidmap, which provides it"
+        );
+    }
+    let files = tempfile::tempdir().expect("temp dir");
+    let (uid_file, gid_file) = (files.path().join("subuid"), files.path().join("subgid"));
+    std::fs::write(&uid_file, subuid).expect("write subuid");
+    std::fs::write(&gid_file, subgid).expect("write subgid");
+    let script = r#"mount --make-rprivate / && mount --bind "$1" /etc/subuid && mount --bind "$2" /etc/subgid && shift 2 && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@""#;
+    std::process::Command::new("unshare")
+        .args(["--mount", "sh", "-c", script, "sh"])
+        .arg(&uid_file)
+        .arg(&gid_file)
+        .arg(binary)
+        .args(args)
+        .env("NUTSHELL_DATA", data)
+        .current_dir("/")
+        .output()
+        .expect("run the binary as nobody")
+}
