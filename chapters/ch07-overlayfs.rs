@@ -229,7 +229,8 @@ impl OverlayRoot {
     /// namespace, mounts it, and may not write `trusted.*` xattrs.
     fn mount_plan(&self, dirs: &ContainerDirs, mapping: &MappingPlan) -> anyhow::Result<MountPlan> {
         let merged = dirs.merged();
-        let tty_gid = mounts::tty_gid(self.lowers.last().map_or(merged, PathBuf::as_path))
+        // The image is the bottom layer; its /etc/group names the tty group.
+        let tty_gid = mounts::tty_gid(self.sources.last().map_or(merged, PathBuf::as_path))
             .filter(|&gid| mapping.maps.host_gid(gid).is_some());
         let mut plan = MountPlan::for_rootfs(merged, tty_gid).in_user_namespace();
         let mut ops: Vec<MountOp> = self
@@ -244,6 +245,9 @@ impl OverlayRoot {
             .collect();
         ops.push(dirs.layers(self.lowers.clone(), true).mount_op(merged)?);
         plan.add_after_private(ops);
+        // The overlay is a mount point already: no need to bind merged onto itself.
+        plan.ops
+            .retain(|op| !matches!(op, MountOp::BindSelf { .. }));
         Ok(plan)
     }
 }
