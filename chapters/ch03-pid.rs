@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Parser;
 use nix::unistd::Pid;
-use nutshell::cli::{NamespaceArgs, RootfsArgs, main_with, require_root};
+use nutshell::cli::{NamespaceArgs, RootfsArgs, main_with, require_root, shell_line};
 use nutshell::init;
 use nutshell::namespaces::Namespace;
 use nutshell::process::{self, Child, Command, Exit, Step};
@@ -81,7 +81,7 @@ fn main() -> std::process::ExitCode {
         if args.orphans {
             println!("\n$ sh -c '{ORPHANS}'");
         } else if !args.command.is_empty() {
-            println!("\n$ {}", args.command.join(" "));
+            println!("\n$ {}", shell_line(&args.command));
         }
 
         // Before the clone, so that no signal sent to this process from here on kills it

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Parser;
-use nutshell::cli::{NamespaceArgs, RootfsArgs, main_with, require_root, transcript};
+use nutshell::cli::{NamespaceArgs, RootfsArgs, main_with, require_root, shell_line, transcript};
 use nutshell::init;
 use nutshell::mounts::{self, MountPlan};
 use nutshell::namespaces::Namespace;
@@ -90,7 +90,7 @@ fn main() -> std::process::ExitCode {
         let argv: Vec<String> = if args.command.is_empty() {
             vec!["sh".into(), "-c".into(), transcript(&TOUR)]
         } else {
-            println!("\n$ {}", args.command.join(" "));
+            println!("\n$ {}", shell_line(&args.command));
             args.command.clone()
         };
         // Before the clone: a signal sent from here on waits, pending, to be forwarded.

@@ -17,7 +17,7 @@ use nutshell::cgroups::{
     self, Cgroup, CgroupLayout, CgroupVersion, CpuQuota, CpuStats, DEFAULT_PERIOD_US, MIN_QUOTA_US,
     Resources, Setting, online_cpus,
 };
-use nutshell::cli::{NamespaceArgs, RootfsArgs, main_with, require_root};
+use nutshell::cli::{NamespaceArgs, RootfsArgs, main_with, require_root, shell_line};
 use nutshell::init;
 use nutshell::mounts::{self, MountPlan};
 use nutshell::namespaces::Namespace;
@@ -171,11 +171,11 @@ fn main() -> std::process::ExitCode {
             Demo::ForkBomb => fork_bomb(&cgroup, &plan, &args.namespaces, &resources)?,
             Demo::Command => {
                 let command = Command::new(&args.command)?;
-                println!("\n$ {}", args.command.join(" "));
+                println!("\n$ {}", shell_line(&args.command));
                 let child = start_container(&cgroup, &plan, &args.namespaces, || {
                     init::run_as_init(&command)
                 })
-                .with_context(|| format!("run `{}`", args.command.join(" ")))?;
+                .with_context(|| format!("run `{}`", shell_line(&args.command)))?;
                 let exit =
                     init::wait_forwarding_signals(child).context("wait for the container")?;
                 if let Exit::Signal(_) = exit {

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Parser;
-use nutshell::cli::{LimitArgs, NamespaceArgs, RootfsArgs, UserArgs, main_with, transcript};
+use nutshell::cli::{
+    LimitArgs, NamespaceArgs, RootfsArgs, UserArgs, main_with, shell_line, transcript,
+};
 use nutshell::container::{describe_mapping, host_view, start_container};
 use nutshell::init;
 use nutshell::mounts::{self, MountOp, MountPlan};
@@ -101,7 +103,7 @@ fn main() -> std::process::ExitCode {
         let argv: Vec<String> = if args.command.is_empty() {
             vec!["sh".into(), "-c".into(), transcript(&TOUR)]
         } else {
-            println!("\n$ {}", args.command.join(" "));
+            println!("\n$ {}", shell_line(&args.command));
             args.command.clone()
         };
         let command = Command::new(&argv)?;

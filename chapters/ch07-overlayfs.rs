@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
-use nutshell::cli::{LimitArgs, NamespaceArgs, RootfsArgs, UserArgs, main_with, transcript};
+use nutshell::cli::{
+    LimitArgs, NamespaceArgs, RootfsArgs, UserArgs, main_with, shell_line, transcript,
+};
 use nutshell::container::{describe_mapping, start_container};
 use nutshell::init;
 use nutshell::mounts::{self, MountOp, MountPlan};
@@ -138,7 +140,7 @@ fn main() -> std::process::ExitCode {
         let argv: Vec<String> = if tour {
             vec!["sh".into(), "-c".into(), transcript(&TOUR)]
         } else {
-            println!("\n$ {}", args.command.join(" "));
+            println!("\n$ {}", shell_line(&args.command));
             args.command.clone()
         };
         let command = Command::new(&argv)?;

@@ -223,6 +223,25 @@ impl LimitArgs {
 /// Why a rootless container gets no cgroup.
 const NO_ROOTLESS_CGROUP: &str = "a normal user can make cgroups only in a cgroup v2 subtree delegated to it (systemd does that for user sessions on pure v2 machines); rootless, this container runs in no cgroup of its own, with no limits";
 
+/// A command line as a shell would need it typed: an argument with spaces or other
+/// special characters is single-quoted, so `sh -c 'id; ls'` reads back as it was given.
+pub fn shell_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|arg| {
+            let plain = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-./:=,@%+".contains(c));
+            if plain {
+                arg.clone()
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A tour as one shell script, for `sh -c`: each command is echoed like a transcript
 /// (`$ command`), then run with its errors on stdout, so that they show in order.
 pub fn transcript(commands: &[&str]) -> String {
@@ -303,6 +322,15 @@ mod tests {
     fn an_invalid_hostname_is_refused() {
         assert!(namespace_args("bad_name", 0).validate().is_err());
         assert!(namespace_args("good-name", 3600).validate().is_ok());
+    }
+
+    #[test]
+    fn a_shell_line_quotes_what_a_shell_would_split() {
+        let argv: Vec<String> = ["sh", "-c", "id; echo 'x'", "", "/bin/ls"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(shell_line(&argv), r"sh -c 'id; echo '\''x'\''' '' /bin/ls");
     }
 
     #[test]
