@@ -6,13 +6,14 @@
 use std::path::Path;
 
 use anyhow::Context;
+use nix::errno::Errno;
 use nix::sched::CloneFlags;
 
 use crate::cgroups::Cgroup;
 use crate::cli::NamespaceArgs;
 use crate::mounts::{self, MountPlan};
 use crate::namespaces::Namespace;
-use crate::process::{self, Child, ParentStep, Step};
+use crate::process::{self, Child, ParentStep, ProcessError, Step};
 use crate::userns::{self, MapWriter, MappingPlan, ProcIds};
 use crate::uts::hostname_step;
 
@@ -54,12 +55,30 @@ pub fn start_container(
         hostname_step(&namespaces.hostname),
     ];
     steps.extend(mounts::steps(plan));
-    Ok(process::spawn_fn_after(
-        &isolation,
-        parent_steps,
-        steps,
-        body,
-    )?)
+    process::spawn_fn_after(&isolation, parent_steps, steps, body).map_err(|err| {
+        let privileged = nix::unistd::geteuid().is_root();
+        match &err {
+            ProcessError::Clone { source, .. } => match userns_refused(*source, privileged) {
+                Some(why) => anyhow::anyhow!("{err} ({why})"),
+                None => err.into(),
+            },
+            _ => err.into(),
+        }
+    })
+}
+
+/// Why clone(2) with CLONE_NEWUSER most likely failed with `errno`, for a normal user
+/// when `privileged` is false: the machine's policy, not a bug.
+pub fn userns_refused(errno: Errno, privileged: bool) -> Option<&'static str> {
+    match errno {
+        Errno::ENOSPC => Some(
+            "no user namespace may be made: user.max_user_namespaces is 0 or used up (sysctl user.max_user_namespaces)",
+        ),
+        Errno::EPERM | Errno::EACCES if !privileged => Some(
+            "this machine does not let a normal user make user namespaces: see sysctl kernel.unprivileged_userns_clone (Debian's older kernels) or kernel.apparmor_restrict_unprivileged_userns (Ubuntu 23.10+); run as root, or ask for them to be allowed",
+        ),
+        _ => None,
+    }
 }
 // ANCHOR_END: start_container
 
@@ -124,4 +143,18 @@ pub fn host_view(pid: i32) -> anyhow::Result<Vec<String>> {
             ns("self")
         ),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_user_namespace_is_explained_for_a_normal_user() {
+        let why = userns_refused(Errno::EPERM, false).expect("explained");
+        assert!(why.starts_with("this machine does not let a normal user make user namespaces"));
+        assert!(userns_refused(Errno::EPERM, true).is_none());
+        assert!(userns_refused(Errno::ENOSPC, true).is_some());
+        assert!(userns_refused(Errno::EINVAL, false).is_none());
+    }
 }

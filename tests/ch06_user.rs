@@ -414,3 +414,39 @@ fn a_rootfs_the_containers_root_cannot_reach_is_refused_up_front() {
     );
     assert_no_cgroup_left(pid);
 }
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn no_user_namespace_allowed_gets_a_reason_not_just_an_errno() {
+    require_root();
+    let data = data_dir();
+    // A user namespace of the test's own whose limit for new user namespaces is 0: the
+    // host's setting is never touched.
+    let script = r#"echo 0 > /proc/sys/user/max_user_namespaces && exec "$@""#;
+    let child = std::process::Command::new("unshare")
+        .args([
+            "--user",
+            "--map-root-user",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            CH06,
+            "--",
+            "true",
+        ])
+        .env("NUTSHELL_DATA", data.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run unshare");
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.lines().last().is_some_and(|l| l.ends_with(
+            "ENOSPC: No space left on device (no user namespace may be made: user.max_user_namespaces is 0 or used up (sysctl user.max_user_namespaces))"
+        )),
+        "{err}"
+    );
+}
