@@ -3,7 +3,6 @@
 //!
 //! The book walks through this file: book/src/ch07-overlayfs.md.
 
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -13,8 +12,7 @@ use nutshell::cli::{
 };
 use nutshell::container::{describe_mapping, start_container};
 use nutshell::init;
-use nutshell::mounts::{self, MountOp, MountPlan};
-use nutshell::overlay::{self, ContainerDirs};
+use nutshell::overlay::{self, ContainerDirs, OverlayRoot};
 use nutshell::process::{Command, Exit, ProcessError};
 use nutshell::rootfs::require_shell;
 use nutshell::store::data_dir;
@@ -145,7 +143,7 @@ fn main() -> std::process::ExitCode {
         };
         let command = Command::new(&argv)?;
         init::block_handled_signals().context("block the signals to forward")?;
-        let overlay_layers = dirs.layers(root.lowers.clone(), true);
+        let overlay_layers = dirs.layers(root.lowers().to_vec(), true);
         let child = start_container(&mapping, cgroup.as_ref(), &plan, &args.namespaces, || {
             init::run_as_init(&command)
         })
@@ -179,81 +177,6 @@ fn main() -> std::process::ExitCode {
         Ok(exit.code())
     })
 }
-
-// ANCHOR: overlay_root
-/// The lower layers as the container will mount them. Root's container has its root
-/// mapped to an unprivileged host uid, to whom the image's files (the host root's) are
-/// nobody's: so each lower is an idmapped copy, attached inside the container and
-/// showing the image's files as its root's. A rootless container's user owns the image
-/// and uses it as it is.
-struct OverlayRoot {
-    /// One detached idmapped tree per lower (root only), held open until the container
-    /// has attached them.
-    trees: Vec<OwnedFd>,
-    /// The lowerdirs the overlay mount names, top first.
-    lowers: Vec<PathBuf>,
-    /// What each tree is a copy of.
-    sources: Vec<PathBuf>,
-}
-
-impl OverlayRoot {
-    fn prepare(
-        dirs: &ContainerDirs,
-        lowers: &[PathBuf],
-        mapping: &MappingPlan,
-        privileged: bool,
-    ) -> anyhow::Result<OverlayRoot> {
-        if !privileged {
-            return Ok(OverlayRoot {
-                trees: Vec::new(),
-                lowers: lowers.to_vec(),
-                sources: lowers.to_vec(),
-            });
-        }
-        let mut root = OverlayRoot {
-            trees: Vec::new(),
-            lowers: Vec::new(),
-            sources: lowers.to_vec(),
-        };
-        for (i, lower) in lowers.iter().enumerate() {
-            root.trees.push(userns::idmapped_tree(lower, mapping)?);
-            // The mount point, made by the parent; the mount happens inside.
-            let point = dirs.root().join(format!("lower{}", i + 1));
-            std::fs::create_dir_all(&point)
-                .with_context(|| format!("create {}", point.display()))?;
-            root.lowers.push(point);
-        }
-        Ok(root)
-    }
-
-    /// Chapter 6's plan, on the merged dir, after attaching the lowers and mounting the
-    /// overlay there. Always with `userxattr`: the container's root, in its user
-    /// namespace, mounts it, and may not write `trusted.*` xattrs.
-    fn mount_plan(&self, dirs: &ContainerDirs, mapping: &MappingPlan) -> anyhow::Result<MountPlan> {
-        let merged = dirs.merged();
-        // The image is the bottom layer; its /etc/group names the tty group.
-        let tty_gid = mounts::tty_gid(self.sources.last().map_or(merged, PathBuf::as_path))
-            .filter(|&gid| mapping.maps.host_gid(gid).is_some());
-        let mut plan = MountPlan::for_rootfs(merged, tty_gid).in_user_namespace();
-        let mut ops: Vec<MountOp> = self
-            .trees
-            .iter()
-            .zip(self.sources.iter().zip(&self.lowers))
-            .map(|(tree, (source, target))| MountOp::AttachTree {
-                fd: tree.as_raw_fd(),
-                source: source.clone(),
-                target: target.clone(),
-            })
-            .collect();
-        ops.push(dirs.layers(self.lowers.clone(), true).mount_op(merged)?);
-        plan.add_after_private(ops);
-        // The overlay is a mount point already: no need to bind merged onto itself.
-        plan.ops
-            .retain(|op| !matches!(op, MountOp::BindSelf { .. }));
-        Ok(plan)
-    }
-}
-// ANCHOR_END: overlay_root
 
 // ANCHOR: inspect_and_remove
 /// List what the container left in its upper dir, then remove its dirs (the upper too,
@@ -360,20 +283,9 @@ fn break_it(
     let run = |script: &str| -> anyhow::Result<()> {
         // A detached tree can be attached once: each container gets its own.
         let root = OverlayRoot::prepare(dirs, std::slice::from_ref(&copy), mapping, privileged)?;
-        // The copy itself is the container's root: attached (idmapped) on merged, or
-        // used as it is.
-        let target = root.lowers[0].clone();
-        let mut plan = MountPlan::for_rootfs(&target, None).in_user_namespace();
-        plan.add_after_private(
-            root.trees
-                .iter()
-                .map(|tree| MountOp::AttachTree {
-                    fd: tree.as_raw_fd(),
-                    source: copy.clone(),
-                    target: target.clone(),
-                })
-                .collect(),
-        );
+        // The copy itself is the container's root: attached (idmapped) on its mount
+        // point, or used as it is.
+        let plan = root.plain_root_plan();
         let command = Command::new(&["sh".to_string(), "-c".to_string(), script.to_string()])?;
         println!("\n[container]  {script}");
         start_container(mapping, None, &plan, namespaces, || {

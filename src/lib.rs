@@ -18,7 +18,7 @@
 //! | [`mounts`] | the mount plan: propagation, pivot_root, /proc /dev /sys, masked and read-only paths | ch04-mount |
 //! | [`cgroups`] | layout detection, CPU quota math, the settings plan, a cgroup over v1/v2/hybrid | `nutshell doctor`; ch05-cgroups |
 //! | [`userns`] | the user namespace: id maps planned and written, root inside, ids seen from the host | ch06-user |
-//! | [`overlay`] | overlayfs roots: mount options, per-container upper/work dirs, the upper's changes, tree digests | ch07-overlayfs |
+//! | [`overlay`] | overlayfs roots: mount options, lowers as the container mounts them (idmapped for root), per-container upper/work dirs, the upper's changes, tree digests | ch07-overlayfs |
 //! | [`container`] | the container so far: a user namespace owning the rest, its cgroup, its mounts | ch06-user |
 //! | [`workloads`] | what a container runs to meet its limits: busy threads, a memory hog, a fork bomb | ch05-cgroups |
 //! | [`chapters`] | the chapter map and what each chapter needs | `nutshell doctor` |

@@ -33,6 +33,7 @@
 mod changes;
 mod digest;
 mod options;
+mod root;
 mod scratch;
 
 use std::path::PathBuf;
@@ -44,6 +45,7 @@ pub use digest::tree_digest;
 pub use options::{
     MAX_LAYERS, MOUNT_DATA_MAX, OverlayLayers, escape_path, explain_mount_error, in_user_namespace,
 };
+pub use root::OverlayRoot;
 pub use scratch::ContainerDirs;
 
 /// Errors from building, mounting, inspecting or removing an overlay.
@@ -157,6 +159,9 @@ pub enum OverlayError {
         /// The work dir.
         work: PathBuf,
     },
+    /// Making or naming the user namespace of an idmapped lower failed.
+    #[error(transparent)]
+    Userns(#[from] crate::userns::UsernsError),
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}")]
     Io {
