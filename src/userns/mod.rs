@@ -17,9 +17,9 @@
 //! (CVE-2014-8989). Ranges beyond one's own ids come from the setuid helpers
 //! newuidmap(1) and newgidmap(1), which grant what `/etc/subuid` and `/etc/subgid` list.
 //!
-//! Introduced in chapter 6 (ch06-user). The work is split in two: [`plan`] decides
-//! which maps to write and how, as data (pure, tested anywhere); [`apply`] writes them
-//! and makes the child root of its namespace.
+//! Introduced in chapter 6 (ch06-user). The work is split in two: [`plan_mapping`] decides
+//! which maps to write and how, as data (pure, tested anywhere); [`write_id_maps`] writes them,
+//! and [`become_root`] makes the child root of its namespace.
 //!
 //! See also [user_namespaces(7)](https://man7.org/linux/man-pages/man7/user_namespaces.7.html),
 //! [capabilities(7)](https://man7.org/linux/man-pages/man7/capabilities.7.html),
