@@ -13,8 +13,8 @@ use std::process::Output;
 use std::sync::Mutex;
 
 use common::{
-    assert_help_mentions, data_dir, require_root, snapshot_settings, stderr, stderr_as_nobody,
-    stdout,
+    assert_help_mentions, assert_no_cgroup_left, data_dir, require_root, run_with_pid,
+    snapshot_settings, stderr, stderr_as_nobody, stdout,
 };
 use nutshell::cgroups::{CgroupVersion, detect_host};
 use regex::Regex;
@@ -28,32 +28,7 @@ static MEASURING: Mutex<()> = Mutex::new(());
 /// Run the binary with `args` to the end; return its output and its pid (the cgroup is
 /// named `nutshell-<pid>`).
 fn run(data: &Path, args: &[&str]) -> (Output, u32) {
-    let child = std::process::Command::new(CH05)
-        .env("NUTSHELL_DATA", data)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start ch05-cgroups");
-    let pid = child.id();
-    let output = child.wait_with_output().expect("wait for ch05-cgroups");
-    (output, pid)
-}
-
-/// Every cgroup directory named after this run, in any hierarchy.
-fn cgroups_named(pid: u32) -> Vec<String> {
-    let name = format!("nutshell-{pid}");
-    let output = std::process::Command::new("find")
-        .args(["/sys/fs/cgroup", "-maxdepth", "4", "-name", &name])
-        .output()
-        .expect("run find");
-    stdout(&output).lines().map(str::to_string).collect()
-}
-
-/// The check that ends every privileged test.
-fn assert_no_cgroup_left(pid: u32) {
-    let left = cgroups_named(pid);
-    assert!(left.is_empty(), "cgroups left behind: {left:?}");
+    run_with_pid(CH05, data, args)
 }
 
 /// The first capture groups of `pattern` in `text`, as numbers.

@@ -12,24 +12,16 @@ use std::path::Path;
 use std::process::Output;
 
 use common::{
-    assert_help_mentions, assert_missing_rootfs_refused, data_dir, data_dir_for_nobody,
-    require_root, run_as_nobody, snapshot_settings, stderr, stdout,
+    assert_help_mentions, assert_missing_rootfs_refused, assert_no_cgroup_left, data_dir,
+    data_dir_for_nobody, require_root, run_as_nobody, run_with_pid, snapshot_settings, stderr,
+    stdout,
 };
 
 const CH06: &str = env!("CARGO_BIN_EXE_ch06-user");
 
 /// Run the binary as root with `args`; return its output and its pid.
 fn run(data: &Path, args: &[&str]) -> (Output, u32) {
-    let child = std::process::Command::new(CH06)
-        .env("NUTSHELL_DATA", data)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start ch06-user");
-    let pid = child.id();
-    let output = child.wait_with_output().expect("wait for ch06-user");
-    (output, pid)
+    run_with_pid(CH06, data, args)
 }
 
 /// The snapshot settings of this chapter: pids and namespace inode numbers vary.
@@ -38,21 +30,6 @@ fn settings(data: &Path) -> insta::Settings {
     settings.add_filter(r"nutshell-\d+", "nutshell-[PID]");
     settings.add_filter(r"user:\[\d+\]", "user:[INODE]");
     settings
-}
-
-/// No cgroup named after run `pid` is left in any hierarchy.
-fn assert_no_cgroup_left(pid: u32) {
-    let output = std::process::Command::new("find")
-        .args([
-            "/sys/fs/cgroup",
-            "-maxdepth",
-            "4",
-            "-name",
-            &format!("nutshell-{pid}"),
-        ])
-        .output()
-        .expect("run find");
-    assert_eq!(stdout(&output), "", "cgroups left behind");
 }
 
 #[test]

@@ -249,19 +249,11 @@ fn rootless_overlay_with_userxattr() {
         text.contains("  opaque     usr/sbin   (directory marked opaque"),
         "{text}"
     );
-    let mut value = [0u8; 8];
-    let path = std::ffi::CString::new(format!("{upper}/usr/sbin")).expect("path");
-    // SAFETY: NUL-terminated strings and a buffer of the length passed.
-    let len = unsafe {
-        libc::lgetxattr(
-            path.as_ptr(),
-            c"user.overlay.opaque".as_ptr(),
-            value.as_mut_ptr().cast(),
-            value.len(),
-        )
-    };
-    assert_eq!(len, 1, "no user.overlay.opaque on {upper}/usr/sbin");
-    assert_eq!(value[0], b'y');
+    assert_eq!(
+        common::xattr(&Path::new(upper).join("usr/sbin"), "user.overlay.opaque"),
+        Some(b"y".to_vec()),
+        "no user.overlay.opaque on {upper}/usr/sbin"
+    );
     assert_eq!(
         std::fs::metadata(Path::new(upper).join("root/hello"))
             .expect("hello")

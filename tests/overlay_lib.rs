@@ -472,14 +472,7 @@ fn in_child(check: impl FnOnce()) -> Result<(), String> {
 /// Make every mount of this (new) mount namespace private, so nothing mounted in it
 /// reaches the host's.
 fn make_mounts_private() {
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .expect("make / private");
+    nutshell::rootfs::make_mounts_private().expect("make / private");
 }
 
 /// `check` in a forked child with its own mount namespace: its mounts die with it.
@@ -797,11 +790,11 @@ fn nobody_mounts_an_overlay_in_a_user_namespace_with_userxattr() {
     assert_eq!(change_of(&changes, "etc/group"), &ChangeKind::Whiteout);
     assert_eq!(change_of(&changes, "data"), &ChangeKind::OpaqueDir);
     assert_eq!(
-        xattr(&dirs.upper().join("data"), "user.overlay.opaque"),
+        common::xattr(&dirs.upper().join("data"), "user.overlay.opaque"),
         Some(b"y".to_vec())
     );
     assert_eq!(
-        xattr(&dirs.upper().join("data"), "trusted.overlay.opaque"),
+        common::xattr(&dirs.upper().join("data"), "trusted.overlay.opaque"),
         None
     );
     let whiteout = fs::symlink_metadata(dirs.upper().join("etc/group")).expect("whiteout");
@@ -822,21 +815,4 @@ fn nobody_mounts_an_overlay_in_a_user_namespace_with_userxattr() {
     assert!(!dirs.root().exists());
     dirs.remove(false).expect("nothing left to remove");
     assert_no_mounts_left(tmp.path());
-}
-
-/// The value of xattr `name` on `path`, if it has one.
-fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let c_path = CString::new(path.as_os_str().as_bytes()).expect("path");
-    let c_name = CString::new(name).expect("name");
-    let mut value = [0u8; 64];
-    // SAFETY: NUL-terminated strings and a buffer passed with its length.
-    let len = unsafe {
-        libc::lgetxattr(
-            c_path.as_ptr(),
-            c_name.as_ptr(),
-            value.as_mut_ptr().cast(),
-            value.len(),
-        )
-    };
-    usize::try_from(len).ok().map(|len| value[..len].to_vec())
 }

@@ -133,3 +133,53 @@ pub fn run_as_nobody(
         .output()
         .expect("run the binary as nobody")
 }
+
+/// Run `binary` with `args` to the end, with its data directory set to `data`; return
+/// its output and its pid (chapters 5 to 7 name their cgroup `nutshell-<pid>`).
+pub fn run_with_pid(binary: &str, data: &Path, args: &[&str]) -> (std::process::Output, u32) {
+    let child = std::process::Command::new(binary)
+        .env("NUTSHELL_DATA", data)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the binary");
+    let pid = child.id();
+    let output = child.wait_with_output().expect("wait for the binary");
+    (output, pid)
+}
+
+/// Every cgroup directory named after run `pid`, in any hierarchy.
+pub fn cgroups_named(pid: u32) -> Vec<String> {
+    let name = format!("nutshell-{pid}");
+    let output = std::process::Command::new("find")
+        .args(["/sys/fs/cgroup", "-maxdepth", "4", "-name", &name])
+        .output()
+        .expect("run find");
+    stdout(&output).lines().map(str::to_string).collect()
+}
+
+/// No cgroup named after run `pid` is left in any hierarchy.
+pub fn assert_no_cgroup_left(pid: u32) {
+    let left = cgroups_named(pid);
+    assert!(left.is_empty(), "cgroups left behind: {left:?}");
+}
+
+/// The value of extended attribute `name` on `path` itself (a symlink is not followed),
+/// if it has one: read here directly, not through the code under test.
+pub fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path");
+    let c_name = std::ffi::CString::new(name).expect("name");
+    let mut value = [0u8; 64];
+    // SAFETY: NUL-terminated strings and a buffer passed with its length.
+    let len = unsafe {
+        libc::lgetxattr(
+            c_path.as_ptr(),
+            c_name.as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    usize::try_from(len).ok().map(|len| value[..len].to_vec())
+}
