@@ -17,7 +17,9 @@ use nutshell::cgroups::{
     self, Cgroup, CgroupLayout, CgroupVersion, CpuQuota, CpuStats, DEFAULT_PERIOD_US, MIN_QUOTA_US,
     Resources, Setting, online_cpus,
 };
-use nutshell::cli::{NamespaceArgs, RootfsArgs, main_with, require_root, shell_line};
+use nutshell::cli::{
+    LimitArgs, NamespaceArgs, RootfsArgs, main_with, non_negative, require_root, shell_line,
+};
 use nutshell::init;
 use nutshell::mounts::{self, MountPlan};
 use nutshell::namespaces::Namespace;
@@ -42,9 +44,9 @@ struct Args {
     rootfs: RootfsArgs,
     #[command(flatten)]
     namespaces: NamespaceArgs,
-    /// CPUs the container may use, as in Docker: 0.5 = 50 ms of every 100 ms [tour default: 0.5]
-    #[arg(long, value_name = "CPUS", allow_negative_numbers = true)]
-    cpus: Option<f64>,
+    // --cpus (the tour defaults to 0.5), --memory and --pids-limit, as in chapters 6 and 7.
+    #[command(flatten)]
+    limits: LimitArgs,
     /// CPU time the container may use per period, in microseconds (instead of --cpus)
     #[arg(
         long,
@@ -64,12 +66,6 @@ struct Args {
     /// Relative CPU weight under contention, in v1 shares (2 to 262144, default 1024)
     #[arg(long, value_name = "SHARES", allow_negative_numbers = true)]
     cpu_shares: Option<i64>,
-    /// Memory limit, e.g. 64M (k, m, g are binary multiples); no swap beyond it
-    #[arg(long, value_name = "SIZE")]
-    memory: Option<String>,
-    /// Most processes and threads the container may have at once
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pids_limit: Option<i64>,
     /// Busy threads the tour runs inside
     #[arg(
         long,
@@ -198,25 +194,14 @@ fn in_range(flag: &str, value: i64, min: u64, max: u64) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("{flag} {value}: must be between {min} and {max}"))
 }
 
-/// A flag that takes a positive number: a negative one is an error, not "unlimited".
-fn positive(flag: &str, value: Option<i64>) -> anyhow::Result<Option<u64>> {
-    value
-        .map(|v| {
-            u64::try_from(v).map_err(|_| {
-                anyhow::anyhow!("{flag} {v}: must not be negative; leave the flag out for no limit")
-            })
-        })
-        .transpose()
-}
-
 // ANCHOR: resources
 /// The limits asked for, checked against what the kernel accepts and this machine has.
 fn resources(args: &Args, demo: Demo) -> anyhow::Result<Resources> {
     let online = online_cpus();
-    let quota = positive("--cpu-quota", args.cpu_quota)?;
-    let period = positive("--cpu-period", args.cpu_period)?;
-    let cpu_quota = match (args.cpus, quota, period) {
-        (Some(cpus), _, _) => Some(cgroups::quota_from_cpus(cpus, online)?),
+    let quota = non_negative("--cpu-quota", args.cpu_quota)?;
+    let period = non_negative("--cpu-period", args.cpu_period)?;
+    let cpu_quota = match (args.limits.cpu_quota()?, quota, period) {
+        (Some(quota), _, _) => Some(quota),
         (None, Some(quota), period) => {
             let quota = cgroups::quota_from_parts(quota, period.unwrap_or(DEFAULT_PERIOD_US))?;
             if quota.cpus() > online as f64 {
@@ -238,16 +223,14 @@ fn resources(args: &Args, demo: Demo) -> anyhow::Result<Resources> {
         }
         (None, None, None) => None,
     };
-    let cpu_shares = positive("--cpu-shares", args.cpu_shares)?
+    let cpu_shares = non_negative("--cpu-shares", args.cpu_shares)?
         .map(cgroups::validate_shares)
         .transpose()?;
-    let memory = match (&args.memory, demo) {
-        (Some(size), _) => Some(size.as_str()),
-        (None, Demo::Oom) => Some(OOM_MEMORY),
-        (None, _) => None,
+    let memory_bytes = match args.limits.memory_bytes()? {
+        None if demo == Demo::Oom => Some(cgroups::parse_size(OOM_MEMORY)?),
+        memory => memory,
     };
-    let memory_bytes = memory.map(cgroups::parse_size).transpose()?;
-    let pids_max = match positive("--pids-limit", args.pids_limit)? {
+    let pids_max = match args.limits.pids_max()? {
         None if demo == Demo::ForkBomb => Some(FORK_BOMB_PIDS),
         pids => pids,
     };
@@ -305,7 +288,7 @@ fn print_plan(
     }
     println!();
     let mut asked = String::new();
-    if let Some(cpus) = args.cpus {
+    if let Some(cpus) = args.limits.cpus {
         let _ = write!(asked, " --cpus {cpus}");
     }
     if let Some(quota) = args.cpu_quota {
@@ -317,18 +300,20 @@ fn print_plan(
     if let Some(shares) = args.cpu_shares {
         let _ = write!(asked, " --cpu-shares {shares}");
     }
-    if let Some(memory) = &args.memory {
+    if let Some(memory) = &args.limits.memory {
         let _ = write!(asked, " --memory {memory}");
     }
-    if let Some(pids) = args.pids_limit {
+    if let Some(pids) = args.limits.pids_limit {
         let _ = write!(asked, " --pids-limit {pids}");
     }
     let defaults = match demo {
-        Demo::Tour { limited: true } if args.cpus.is_none() && args.cpu_quota.is_none() => {
+        Demo::Tour { limited: true } if args.limits.cpus.is_none() && args.cpu_quota.is_none() => {
             format!(" --cpus {TOUR_CPUS} (the tour's default)")
         }
-        Demo::Oom if args.memory.is_none() => format!(" --memory {OOM_MEMORY} (--oom's default)"),
-        Demo::ForkBomb if args.pids_limit.is_none() => {
+        Demo::Oom if args.limits.memory.is_none() => {
+            format!(" --memory {OOM_MEMORY} (--oom's default)")
+        }
+        Demo::ForkBomb if args.limits.pids_limit.is_none() => {
             format!(" --pids-limit {FORK_BOMB_PIDS} (--fork-bomb's default)")
         }
         _ => String::new(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 
-use crate::cgroups::{self, Cgroup, Resources};
+use crate::cgroups::{self, Cgroup, CpuQuota, Resources};
 use crate::image::{ImageStore, Source};
 use crate::namespaces::{Namespace, TimeOffsets};
 use crate::process::Isolation;
@@ -157,31 +157,34 @@ impl LimitArgs {
         self.cpus.is_some() || self.memory.is_some() || self.pids_limit.is_some()
     }
 
-    /// The limits, checked against what the kernel accepts and this machine has.
-    pub fn resources(&self) -> anyhow::Result<Resources> {
-        let cpu_quota = self
+    /// `--cpus` as a CFS quota, checked against the CPUs this machine has.
+    pub fn cpu_quota(&self) -> anyhow::Result<Option<CpuQuota>> {
+        Ok(self
             .cpus
             .map(|cpus| cgroups::quota_from_cpus(cpus, cgroups::online_cpus()))
-            .transpose()?;
-        let memory_bytes = self
+            .transpose()?)
+    }
+
+    /// `--memory` in bytes.
+    pub fn memory_bytes(&self) -> anyhow::Result<Option<u64>> {
+        Ok(self
             .memory
             .as_deref()
             .map(cgroups::parse_size)
-            .transpose()?;
-        let pids_max = self
-            .pids_limit
-            .map(|n| {
-                u64::try_from(n).map_err(|_| {
-                    anyhow::anyhow!(
-                        "--pids-limit {n}: must not be negative; leave the flag out for no limit"
-                    )
-                })
-            })
-            .transpose()?;
+            .transpose()?)
+    }
+
+    /// `--pids-limit`, refused when negative.
+    pub fn pids_max(&self) -> anyhow::Result<Option<u64>> {
+        non_negative("--pids-limit", self.pids_limit)
+    }
+
+    /// The limits, checked against what the kernel accepts and this machine has.
+    pub fn resources(&self) -> anyhow::Result<Resources> {
         Ok(Resources {
-            cpu_quota,
-            memory_bytes,
-            pids_max,
+            cpu_quota: self.cpu_quota()?,
+            memory_bytes: self.memory_bytes()?,
+            pids_max: self.pids_max()?,
             ..Resources::default()
         })
     }
@@ -218,6 +221,17 @@ impl LimitArgs {
         cgroup.apply(&settings)?;
         Ok((Some(cgroup), None))
     }
+}
+
+/// A flag that takes a count or a size: a negative one is an error, not "unlimited".
+pub fn non_negative(flag: &str, value: Option<i64>) -> anyhow::Result<Option<u64>> {
+    value
+        .map(|v| {
+            u64::try_from(v).map_err(|_| {
+                anyhow::anyhow!("{flag} {v}: must not be negative; leave the flag out for no limit")
+            })
+        })
+        .transpose()
 }
 
 /// Why a rootless container gets no cgroup.
