@@ -85,10 +85,9 @@ fn main() -> std::process::ExitCode {
         // The container attaches its lowers and mounts the overlay under the data dir.
         mapping.check_reachable(&data_dir())?;
         let name = format!("nutshell-{}", std::process::id());
-        // The container's upper and work belong to its root, as the host knows it.
-        let owner = privileged
-            .then(|| Some((mapping.maps.host_uid(0)?, mapping.maps.host_gid(0)?)))
-            .flatten();
+        // The container's upper and work belong to its root, as the host knows it (a
+        // normal user's own dirs are its root's already).
+        let owner = mapping.maps.host_root().filter(|_| privileged);
         let mut dirs = ContainerDirs::create(&data_dir(), &name, owner)?;
         if args.break_it {
             let code = break_it(&rootfs, &dirs, &mapping, &args.namespaces);
@@ -147,7 +146,7 @@ fn main() -> std::process::ExitCode {
         let child = start_container(&mapping, cgroup.as_ref(), &plan, &args.namespaces, || {
             init::run_as_init(&command)
         })
-        .map_err(|err| explain_overlay_failure(err, &overlay_layers))
+        .map_err(|err| explain_overlay_failure(err, &overlay_layers, dirs.merged()))
         .with_context(|| format!("run `{}`", argv.join(" ")))?;
         let exit = init::wait_forwarding_signals(child).context("wait for the container")?;
         // The overlay was mounted in the container's mount namespace, which ended with it.
@@ -167,6 +166,8 @@ fn main() -> std::process::ExitCode {
         if let Some(cgroup) = cgroup.as_mut() {
             cgroup.remove()?;
         }
+        // inspect_and_remove removed them, perhaps in a child: this finds nothing left
+        // to remove, marks them removed here, and says where a kept upper is.
         match dirs.remove(args.keep_upper)? {
             Some(upper) => println!("\nKept the upper dir: {}", upper.display()),
             None => println!("\nRemoved the upper and work dirs with the container."),
@@ -219,9 +220,15 @@ fn inspect_and_remove(
 
 /// A refused overlay mount, with what its errno most likely means here: the child can
 /// report only the errno.
-fn explain_overlay_failure(err: anyhow::Error, layers: &overlay::OverlayLayers) -> anyhow::Error {
+fn explain_overlay_failure(
+    err: anyhow::Error,
+    layers: &overlay::OverlayLayers,
+    merged: &Path,
+) -> anyhow::Error {
+    // The plan's step for the overlay is named by the mount operation it performs.
+    let overlay_step = layers.mount_op(merged).ok().map(|op| op.to_string());
     match err.downcast_ref::<ProcessError>() {
-        Some(ProcessError::ChildStep { step, errno }) if step.starts_with("mount overlay") => {
+        Some(ProcessError::ChildStep { step, errno }) if overlay_step.as_ref() == Some(step) => {
             let why = overlay::explain_mount_error(*errno, layers, true);
             anyhow::anyhow!("{err} ({why})")
         }

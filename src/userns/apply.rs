@@ -132,9 +132,9 @@ pub fn check_searchable(path: &Path, uid: u32, gid: u32) -> Result<(), UsernsErr
 impl MappingPlan {
     /// [`check_searchable`] for the container's root under this plan.
     pub fn check_reachable(&self, path: &Path) -> Result<(), UsernsError> {
-        match (self.maps.host_uid(0), self.maps.host_gid(0)) {
-            (Some(uid), Some(gid)) => check_searchable(path, uid, gid),
-            _ => Ok(()),
+        match self.maps.host_root() {
+            Some((uid, gid)) => check_searchable(path, uid, gid),
+            None => Ok(()),
         }
     }
 }

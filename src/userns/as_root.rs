@@ -7,7 +7,7 @@ use super::UsernsError;
 use super::apply::{become_root_step, write_id_maps};
 use super::plan::MappingPlan;
 use crate::namespaces::Namespace;
-use crate::process::{self, Exit, Isolation, ParentStep};
+use crate::process::{self, Child, Exit, Isolation, ParentStep, Step};
 
 // ANCHOR: run_as_mapped_root
 /// Run `body` in a child that is root of a new user namespace with `plan`'s maps, and
@@ -22,15 +22,31 @@ pub fn run_as_mapped_root(
     plan: &MappingPlan,
     body: impl FnOnce() -> i32,
 ) -> Result<Exit, UsernsError> {
+    let child = spawn_mapped(plan, Vec::new(), vec![become_root_step(plan)], body)?;
+    Ok(child.wait()?)
+}
+// ANCHOR_END: run_as_mapped_root
+
+/// Clone a child into a new user namespace alone and have the parent write `plan`'s
+/// maps for it, then run `more` parent steps; the child then runs `steps` and `body`.
+pub(super) fn spawn_mapped<'a>(
+    plan: &'a MappingPlan,
+    more: Vec<ParentStep<'a>>,
+    steps: Vec<Step<'a>>,
+    body: impl FnOnce() -> i32,
+) -> Result<Child, UsernsError> {
     let isolation = Isolation {
         namespaces: vec![Namespace::User],
         time_offsets: None,
     };
-    let parent_steps = vec![ParentStep::new("write uid_map and gid_map", |pid| {
+    let mut parent_steps = vec![ParentStep::new("write uid_map and gid_map", |pid| {
         write_id_maps(pid, plan, Path::new("/proc"))
     })];
-    let child =
-        process::spawn_fn_after(&isolation, parent_steps, vec![become_root_step(plan)], body)?;
-    Ok(child.wait()?)
+    parent_steps.extend(more);
+    Ok(process::spawn_fn_after(
+        &isolation,
+        parent_steps,
+        steps,
+        body,
+    )?)
 }
-// ANCHOR_END: run_as_mapped_root

@@ -24,10 +24,9 @@ use std::path::Path;
 use nix::errno::Errno;
 
 use super::UsernsError;
-use super::apply::write_id_maps;
+use super::as_root::spawn_mapped;
 use super::plan::MappingPlan;
-use crate::namespaces::Namespace;
-use crate::process::{self, Gate, Isolation, ParentStep};
+use crate::process::{self, Gate, ParentStep};
 
 // ANCHOR: idmapped_tree
 /// A detached, idmapped copy of the mounts at and under `path`, as a file descriptor:
@@ -86,23 +85,14 @@ pub fn idmapped_tree(path: &Path, plan: &MappingPlan) -> Result<OwnedFd, UsernsE
 /// A user namespace with `plan`'s maps, from a child that waits only long enough to be
 /// given them.
 fn borrowed_user_namespace(plan: &MappingPlan) -> Result<OwnedFd, UsernsError> {
-    let isolation = Isolation {
-        namespaces: vec![Namespace::User],
-        time_offsets: None,
-    };
     let namespace = RefCell::new(None);
     let (waiter, opener) = Gate::new()?.split();
-    let steps = vec![
-        ParentStep::new("write the uid and gid maps", |pid| {
-            write_id_maps(pid, plan, Path::new("/proc"))
-        }),
-        ParentStep::new("open the user namespace", |pid| {
-            let file = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
-            *namespace.borrow_mut() = Some(OwnedFd::from(file));
-            Ok::<(), std::io::Error>(())
-        }),
-    ];
-    let child = process::spawn_fn_after(&isolation, steps, Vec::new(), move || {
+    let open_namespace = ParentStep::new("open the user namespace", |pid| {
+        let file = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
+        *namespace.borrow_mut() = Some(OwnedFd::from(file));
+        Ok::<(), std::io::Error>(())
+    });
+    let child = spawn_mapped(plan, vec![open_namespace], Vec::new(), move || {
         waiter.wait();
         0
     })?;

@@ -100,6 +100,11 @@ impl IdMaps {
         self.gids.iter().find_map(|m| m.to_host(inside))
     }
 
+    /// The host uid and gid of the container's root, which owns what the container makes.
+    pub fn host_root(&self) -> Option<(u32, u32)> {
+        Some((self.host_uid(0)?, self.host_gid(0)?))
+    }
+
     /// Whether the host's root user is one of the container's users: then root inside
     /// owns the host root's files, and the isolation this chapter shows is gone.
     pub fn maps_host_root(&self) -> bool {
