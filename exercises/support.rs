@@ -57,3 +57,20 @@ pub fn in_child(check: impl FnOnce() -> Result<(), String>) -> Result<(), String
         }
     }
 }
+
+/// In a forked child: a mount namespace of its own, with every mount private, so that
+/// nothing the check mounts reaches the host. For the exercises that mount.
+#[allow(dead_code)] // the exercises that mount nothing include this file too
+pub fn private_mount_namespace() -> Result<(), String> {
+    use nix::mount::{MsFlags, mount};
+    use nix::sched::{CloneFlags, unshare};
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("make / private: {e}"))
+}

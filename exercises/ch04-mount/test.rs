@@ -14,9 +14,8 @@ use std::fs;
 use std::path::Path;
 
 use nix::mount::{MsFlags, mount};
-use nix::sched::{CloneFlags, unshare};
 use pivot::enter_pivot_root;
-use support::{in_child, require_root};
+use support::{in_child, private_mount_namespace, require_root};
 
 /// A tiny root: a marker file at its top, and a /proc to mount on.
 fn tiny_root() -> tempfile::TempDir {
@@ -24,19 +23,6 @@ fn tiny_root() -> tempfile::TempDir {
     fs::write(root.path().join("nutshell-new-root"), "you are inside\n").expect("write marker");
     fs::create_dir(root.path().join("proc")).expect("mkdir proc");
     root
-}
-
-/// In the forked child: a mount namespace of its own, with every mount private.
-fn private_mount_namespace() -> Result<(), String> {
-    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| format!("make / private: {e}"))
 }
 
 /// Each mount of a mountinfo file: which filesystem (device, and the directory of it

@@ -17,10 +17,8 @@ mod support;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use nix::mount::{MsFlags, mount};
-use nix::sched::{CloneFlags, unshare};
 use overlay::{escape_path, mount_overlay, overlay_options};
-use support::{in_child, require_root};
+use support::{in_child, private_mount_namespace, require_root};
 
 /// The layers and the upper and work dirs, as the kernel reads them from an option string.
 #[derive(Debug, PartialEq)]
@@ -211,19 +209,6 @@ fn write(path: &Path, text: &str) {
 
 fn read(path: &Path) -> Result<String, String> {
     fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))
-}
-
-/// In the forked child: a mount namespace of its own, with every mount private.
-fn private_mount_namespace() -> Result<(), String> {
-    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| format!("make / private: {e}"))
 }
 
 /// In the forked child: a private mount namespace, then the overlay of `dirs` on
