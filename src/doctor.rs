@@ -72,7 +72,7 @@ pub fn examine(proc_dir: &Path, data_dir: &Path) -> HostReport {
         overlay: probe_overlay(proc_dir),
         unprivileged_userns: probe_unprivileged_userns(euid),
         default_image: store.open(DEFAULT_IMAGE).map_err(|e| e.to_string()),
-        default_image_dir: store.image_dir(DEFAULT_IMAGE),
+        default_image_dir: store.default_image_dir(),
     }
 }
 

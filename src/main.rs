@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use nutshell::cli::main_with;
-use nutshell::image::{DEFAULT_IMAGE, ImageStore, Source};
+use nutshell::image::{ImageStore, Source};
 
 /// Containers in a nutshell: a container runtime built one kernel feature at a time.
 #[derive(Parser)]
@@ -67,7 +67,7 @@ fn main() -> std::process::ExitCode {
                 println!(
                     "{}",
                     ImageStore::new(&data_dir)
-                        .image_dir(DEFAULT_IMAGE)
+                        .default_image_dir()
                         .display()
                 );
             }

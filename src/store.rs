@@ -6,7 +6,11 @@
 //! `just clean` removes all of it. Chapter 1 introduces this module for the default image.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The environment variable that overrides the data directory.
 pub const DATA_ENV: &str = "NUTSHELL_DATA";
@@ -37,6 +41,54 @@ pub fn data_dir() -> PathBuf {
         std::env::var_os(name)
     })
 }
+
+// ANCHOR: file_lock
+/// An exclusive flock(2) on a file, held until dropped. The kernel releases it when the
+/// holder dies, however it dies, so a lock that can be taken is also proof that its last
+/// holder is gone: the image build and each container's state use that.
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+}
+
+impl FileLock {
+    /// Take the lock on `path` (created if missing), waiting for its holder at most
+    /// `timeout`. `Ok(None)` when the holder kept it all that time.
+    pub fn acquire(path: &Path, timeout: Duration) -> io::Result<Option<FileLock>> {
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Not a blocking flock: that one has no timeout.
+            // SAFETY: flock on an fd this function owns.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(Some(FileLock { file }));
+            }
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(err);
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Take the lock on `path` if no one holds it; `Ok(None)` at once if someone does.
+    pub fn try_acquire(path: &Path) -> io::Result<Option<FileLock>> {
+        Self::acquire(path, Duration::ZERO)
+    }
+
+    /// The locked file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+// ANCHOR_END: file_lock
 
 #[cfg(test)]
 mod tests {
@@ -73,6 +125,24 @@ mod tests {
             data_dir_for(1000, env(&[("HOME", "/home/ada")])),
             PathBuf::from("/home/ada/.local/share/nutshell")
         );
+    }
+
+    #[test]
+    fn a_held_lock_is_refused_until_it_is_dropped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("lock");
+        let held = FileLock::try_acquire(&path).expect("lock").expect("free");
+        // A second open file description: flock conflicts between them even in one process.
+        assert!(FileLock::try_acquire(&path).expect("try").is_none());
+        let waited = Instant::now();
+        assert!(
+            FileLock::acquire(&path, Duration::from_millis(100))
+                .expect("try")
+                .is_none()
+        );
+        assert!(waited.elapsed() >= Duration::from_millis(100));
+        drop(held);
+        assert!(FileLock::try_acquire(&path).expect("lock").is_some());
     }
 
     #[test]

@@ -57,9 +57,10 @@ pub fn allocate(limit: u64) -> i32 {
 // ANCHOR: fork_loop
 /// The `--fork-bomb` body (the container's PID 1): fork children that only wait, twice
 /// as many as the limit allows, counting which forks the kernel refuses; hold them for a
-/// second, then kill them all.
+/// second, then kill the ones it started, and only those.
 pub fn fork_loop(limit: u64) -> i32 {
-    let (mut started, mut refused) = (0, 0);
+    let mut started: Vec<libc::pid_t> = Vec::new();
+    let mut refused = 0;
     for _ in 0..2 * limit {
         // SAFETY: the child only waits in pause(2) until it is killed.
         match unsafe { libc::fork() } {
@@ -68,17 +69,21 @@ pub fn fork_loop(limit: u64) -> i32 {
                 unsafe { libc::pause() };
             },
             -1 => refused += 1,
-            _ => started += 1,
+            child => started.push(child),
         }
     }
     println!(
-        "\n[inside]  forks: {started} started, {refused} refused (EAGAIN); with PID 1 that is {} tasks",
-        started + 1
+        "\n[inside]  forks: {} started, {refused} refused (EAGAIN); with PID 1 that is {} tasks",
+        started.len(),
+        started.len() + 1
     );
     thread::sleep(Duration::from_secs(1));
-    // kill(-1) from PID 1 reaches every other process of its PID namespace.
-    // SAFETY: sends a signal; no memory is involved.
-    unsafe { libc::kill(-1, libc::SIGKILL) };
+    // Each child by its pid: kill(-1) would do it in one call from a PID namespace's
+    // PID 1, and kill every process on the machine from anywhere else.
+    for &child in &started {
+        // SAFETY: sends a signal to a child this process forked and has not reaped.
+        unsafe { libc::kill(child, libc::SIGKILL) };
+    }
     while nix::sys::wait::wait().is_ok() {}
     0
 }

@@ -14,9 +14,17 @@ pub mod elf;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 pub use default::Source;
+
+use crate::store::FileLock;
+
+/// How long a process waits for another one's image build: building the default image
+/// takes seconds, so minutes mean that something is stuck.
+const BUILD_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Errors from building or opening an image.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +78,24 @@ pub enum ImageError {
         program: PathBuf,
         /// What went wrong.
         reason: String,
+    },
+    /// An image name that is not one plain path component.
+    #[error(
+        "image name {name:?} is not valid: use letters, digits, '.', '_' and '-', starting with a letter or digit"
+    )]
+    BadName {
+        /// The name given.
+        name: String,
+    },
+    /// Another process held the image store's build lock for too long.
+    #[error(
+        "another nutshell process has been building an image in {dir} for {waited_secs} s; wait for it, or remove {dir}/.build.lock if no nutshell is running"
+    )]
+    LockTimeout {
+        /// The store's directory.
+        dir: PathBuf,
+        /// How long this process waited.
+        waited_secs: u64,
     },
     /// The image's manifest is missing or unreadable.
     #[error(
@@ -126,14 +152,21 @@ impl ImageStore {
         }
     }
 
-    /// The directory of the image `name`, whether or not it exists.
-    pub fn image_dir(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+    /// The directory of the image `name`, whether or not it exists. A name is one plain
+    /// path component, so that `../x` or `/x` cannot name a directory outside the store.
+    pub fn image_dir(&self, name: &str) -> Result<PathBuf, ImageError> {
+        validate_name(name)?;
+        Ok(self.dir.join(name))
+    }
+
+    /// The directory of the default image, whether or not it is built yet.
+    pub fn default_image_dir(&self) -> PathBuf {
+        self.dir.join(DEFAULT_IMAGE)
     }
 
     /// Open the image `name` if it was built; `Ok(None)` if it was not.
     pub fn open(&self, name: &str) -> Result<Option<Image>, ImageError> {
-        let dir = self.image_dir(name);
+        let dir = self.image_dir(name)?;
         if !dir.exists() {
             return Ok(None);
         }
@@ -162,7 +195,8 @@ impl ImageStore {
     }
 
     /// The default image, built from `host_root` the first time it is asked for.
-    /// Returns the image and whether this call built it.
+    /// Returns the image and whether this call built it. Any number of processes may
+    /// ask at once: one builds, under the store's lock, and the others wait and open it.
     pub fn ensure_default(
         &self,
         source: Source,
@@ -171,13 +205,50 @@ impl ImageStore {
         if let Some(image) = self.open(DEFAULT_IMAGE)? {
             return Ok((image, false));
         }
-        self.build_default(source, host_root, false)
+        let _lock = self.lock()?;
+        // Someone else may have built it while this process waited for the lock.
+        if let Some(image) = self.open(DEFAULT_IMAGE)? {
+            return Ok((image, false));
+        }
+        self.build_default_locked(source, host_root, false)
             .map(|image| (image, true))
     }
 
     /// Build the default image. With `replace`, an existing one is removed; without, an
-    /// image that another process finished first is kept and ours is discarded.
+    /// existing one is kept and returned.
     pub fn build_default(
+        &self,
+        source: Source,
+        host_root: &Path,
+        replace: bool,
+    ) -> Result<Image, ImageError> {
+        let _lock = self.lock()?;
+        self.build_default_locked(source, host_root, replace)
+    }
+
+    // ANCHOR: build_lock
+    /// The store's build lock: held while an image is built, so that concurrent first
+    /// runs build the default image once instead of racing to rename their copies into
+    /// the same place ("Directory not empty").
+    fn lock(&self) -> Result<FileLock, ImageError> {
+        fs::create_dir_all(&self.dir).map_err(|source| ImageError::Write {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let path = self.dir.join(".build.lock");
+        match FileLock::acquire(&path, BUILD_LOCK_TIMEOUT) {
+            Ok(Some(lock)) => Ok(lock),
+            Ok(None) => Err(ImageError::LockTimeout {
+                dir: self.dir.clone(),
+                waited_secs: BUILD_LOCK_TIMEOUT.as_secs(),
+            }),
+            Err(source) => Err(ImageError::Write { path, source }),
+        }
+    }
+    // ANCHOR_END: build_lock
+
+    /// [`ImageStore::build_default`], with the build lock held.
+    fn build_default_locked(
         &self,
         source: Source,
         host_root: &Path,
@@ -187,7 +258,11 @@ impl ImageStore {
             let path = path.to_path_buf();
             move |source| ImageError::Write { path, source }
         };
-        fs::create_dir_all(&self.dir).map_err(write_err(&self.dir))?;
+        let target = self.image_dir(DEFAULT_IMAGE)?;
+        if target.exists() && !replace {
+            return self.open_built(DEFAULT_IMAGE);
+        }
+        self.remove_partial_builds()?;
         let partial = self
             .dir
             .join(format!(".{DEFAULT_IMAGE}.partial-{}", std::process::id()));
@@ -200,11 +275,7 @@ impl ImageStore {
             })?;
             fs::write(partial.join("image.json"), json + "\n")
                 .map_err(write_err(&partial.join("image.json")))?;
-            let target = self.image_dir(DEFAULT_IMAGE);
             if target.exists() {
-                if !replace {
-                    return fs::remove_dir_all(&partial).map_err(write_err(&partial));
-                }
                 fs::remove_dir_all(&target).map_err(write_err(&target))?;
             }
             fs::rename(&partial, &target).map_err(write_err(&target))
@@ -213,11 +284,83 @@ impl ImageStore {
             let _ = fs::remove_dir_all(&partial);
             return Err(err);
         }
-        self.open(DEFAULT_IMAGE)?
-            .ok_or_else(|| ImageError::Damaged {
-                name: DEFAULT_IMAGE.to_string(),
-                dir: self.image_dir(DEFAULT_IMAGE),
-                reason: "it vanished right after it was built".to_string(),
-            })
+        self.open_built(DEFAULT_IMAGE)
+    }
+
+    /// Open an image that must exist.
+    fn open_built(&self, name: &str) -> Result<Image, ImageError> {
+        self.open(name)?.ok_or_else(|| ImageError::Damaged {
+            name: name.to_string(),
+            dir: self.dir.join(name),
+            reason: "it vanished right after it was built".to_string(),
+        })
+    }
+
+    /// Remove the `.NAME.partial-PID` dirs of builds that were killed half-way. Called
+    /// with the build lock held, so no build in progress owns one.
+    fn remove_partial_builds(&self) -> Result<(), ImageError> {
+        let entries = fs::read_dir(&self.dir).map_err(|source| ImageError::Read {
+            path: self.dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().contains(".partial-") {
+                let path = entry.path();
+                fs::remove_dir_all(&path).map_err(|source| ImageError::Write { path, source })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An image name is one path component of letters, digits, `.`, `_` and `-`, starting
+/// with a letter or digit: never `..`, `/x` or a hidden name.
+fn validate_name(name: &str) -> Result<(), ImageError> {
+    let valid = name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(ImageError::BadName {
+            name: name.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_outside_the_store_are_refused() {
+        let store = ImageStore::new(Path::new("/data"));
+        for name in ["../x", "/x", "a/b", "", ".hidden", "..", "a\0b"] {
+            let err = store.image_dir(name).expect_err(name);
+            assert!(err.to_string().starts_with("image name"), "{err}");
+        }
+        assert_eq!(
+            store.image_dir("default").expect("valid"),
+            Path::new("/data/images/default")
+        );
+    }
+
+    #[test]
+    fn a_partial_build_left_by_a_killed_process_is_removed_by_the_next_build() {
+        let data = tempfile::tempdir().expect("temp dir");
+        let store = ImageStore::new(data.path());
+        let stale = data.path().join("images/.default.partial-99999999");
+        fs::create_dir_all(stale.join("rootfs")).expect("make a stale partial");
+        let empty_host = tempfile::tempdir().expect("temp dir");
+        // The build itself fails (no shell on this "host"), but the stale dir goes first.
+        assert!(
+            store
+                .build_default(Source::Auto, empty_host.path(), false)
+                .is_err()
+        );
+        assert!(!stale.exists(), "the stale partial build is still there");
     }
 }
