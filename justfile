@@ -22,8 +22,8 @@ test-all: _require-root setup
 test:
     cargo test
 
-# Install what the tests and the book need: busybox-static and uidmap (Debian's packages), mdbook
-setup: _busybox _uidmap _mdbook
+# Install what the tests and the book need: busybox-static and uidmap (Debian's packages), mdbook; give root's containers their /etc/subuid range
+setup: _busybox _uidmap _subids _mdbook
 
 # Build the book into book/book
 book: _mdbook
@@ -106,6 +106,30 @@ _uidmap:
         echo "install newuidmap and newgidmap with your package manager (Fedora: dnf install shadow-utils); chapter 6's rootless tests use them" >&2
         exit 1
     fi
+
+# Root's containers map their ids to a range of their own, the `nutshell` entry of
+# /etc/subuid and /etc/subgid (as podman's use `containers`): add one where it is missing,
+# at the first 65536 ids from 2000000000 up that no other entry uses.
+_subids:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    [ "$(id -u)" -eq 0 ] || { echo "skipping the nutshell /etc/subuid entry: only root can add it"; exit 0; }
+    for file in /etc/subuid /etc/subgid; do
+        [ -e "$file" ] || install -m 644 /dev/null "$file"
+        grep -q '^nutshell:' "$file" && continue
+        start=$(awk -F: -v count=65536 '
+            BEGIN { n = 0 }
+            NF == 3 && $3 > 0 { lo[n] = $2; hi[n] = $2 + $3; n++ }
+            END {
+                for (s = 2000000000; s + count <= 4294967295; s += count) {
+                    free = 1
+                    for (i = 0; i < n; i++) if (s < hi[i] && lo[i] < s + count) free = 0
+                    if (free) { print s; exit }
+                }
+            }' "$file")
+        echo "nutshell:$start:65536" >> "$file"
+        echo "added nutshell:$start:65536 to $file (the host ids root's containers use)"
+    done
 
 _mdbook:
     #!/usr/bin/env bash

@@ -92,7 +92,8 @@ impl NamespaceArgs {
 #[derive(Debug, Clone, Args)]
 pub struct UserArgs {
     /// Map container uids to host uids, INSIDE:OUTSIDE:COUNT, repeatable [default: for root
-    /// 0:100000:65536; for a normal user their own uid as 0, plus their /etc/subuid range]
+    /// 65536 ids from the nutshell range in /etc/subuid; for a normal user their own uid as
+    /// 0, plus their /etc/subuid range]
     #[arg(long = "uid-map", value_name = "IN:OUT:N")]
     pub uid_map: Vec<String>,
     /// Map container gids to host gids, like --uid-map [default: as the uid map]
@@ -120,17 +121,22 @@ impl UserArgs {
             anyhow::bail!("--gid-map needs --uid-map too: give both, or neither for the default");
         }
         let caller = Caller::current();
-        let subids = |file: &str| {
+        // Root's containers take their ids from the nutshell entry; a user's, from theirs.
+        let subids = |file: &'static str| -> anyhow::Result<Vec<userns::SubIdRange>> {
             let text = std::fs::read_to_string(file).unwrap_or_default();
-            userns::parse_subid(&text, caller.user.as_deref(), caller.uid)
+            Ok(if caller.privileged {
+                userns::root_ranges(file, &text)?
+            } else {
+                userns::parse_subid(&text, caller.user.as_deref(), caller.uid)
+            })
         };
         let dirs: Vec<&Path> = ID_MAP_HELPER_DIRS.iter().map(Path::new).collect();
         Ok(userns::plan_mapping(
             &caller,
             &uids,
             &gids,
-            &subids("/etc/subuid"),
-            &subids("/etc/subgid"),
+            &subids("/etc/subuid")?,
+            &subids("/etc/subgid")?,
             userns::find_helpers(&dirs),
         )?)
     }

@@ -102,7 +102,7 @@ pub fn describe_mapping(mapping: &MappingPlan) -> String {
                 )
             };
             text.push_str(&format!(
-                "{kind} map: {:>5} {:>7} {:>6}   ({meaning})\n",
+                "{kind} map: {:>5} {:>10} {:>6}   ({meaning})\n",
                 map.inside, map.outside, map.count
             ));
         }

@@ -66,9 +66,7 @@ fn main() -> std::process::ExitCode {
             Command::Image(ImageCommand::Path) => {
                 println!(
                     "{}",
-                    ImageStore::new(&data_dir)
-                        .default_image_dir()
-                        .display()
+                    ImageStore::new(&data_dir).default_image_dir().display()
                 );
             }
         }

@@ -1,5 +1,5 @@
 //! ch06-user, for real through the chapter binary: root's container mapped to host uid
-//! 100000, the break-it demo refused on every host action, and rootless runs as `nobody`
+//! 2000000000 (the nutshell range), the break-it demo refused on every host action, and rootless runs as `nobody`
 //! — with only its own ids, and with newuidmap and an /etc/subuid range.
 //!
 //! The pure parts (which maps, who writes them, every refusal) are tested in
@@ -62,7 +62,7 @@ fn a_missing_rootfs_is_refused() {
 
 #[test]
 #[ignore = "needs root: run `just test-all`"]
-fn root_inside_is_uid_100000_outside() {
+fn root_inside_is_the_nutshell_range_outside() {
     require_root();
     let data = data_dir();
     let (output, pid) = run(data.path(), &[]);
@@ -70,7 +70,9 @@ fn root_inside_is_uid_100000_outside() {
     let text = stdout(&output);
     assert!(text.contains("\n$ id\nuid=0(root) gid=0(root)\n"), "{text}");
     assert!(
-        text.contains("[host]      uid=100000 gid=100000 groups=(none) effective capabilities: 41"),
+        text.contains(
+            "[host]      uid=2000000000 gid=2000000000 groups=(none) effective capabilities: 41"
+        ),
         "{text}"
     );
     // The image belongs to the host's root, who is not mapped.
@@ -383,7 +385,7 @@ fn a_rootfs_the_containers_root_cannot_reach_is_refused_up_front() {
     assert_eq!(
         stderr(&output).lines().last().expect("an error"),
         format!(
-            "ch06-user: error: {} is not searchable by the container's root (host uid 100000, gid 100000), which must reach {}/images/default/rootfs through it: chmod o+x {}, or keep images and containers somewhere others may enter (NUTSHELL_DATA)",
+            "ch06-user: error: {} is not searchable by the container's root (host uid 2000000000, gid 2000000000), which must reach {}/images/default/rootfs through it: chmod o+x {}, or keep images and containers somewhere others may enter (NUTSHELL_DATA)",
             outer.path().display(),
             data.display(),
             outer.path().display()

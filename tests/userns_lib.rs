@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use nutshell::userns::{
-    Caller, DEFAULT_ROOT_MAP, IdMap, MAX_MAP_LINES, MapWriter, ProcIds, SubIdRange, UsernsError,
-    parse_subid, plan_mapping, render_map,
+    Caller, IdMap, MAX_MAP_LINES, MapWriter, ProcIds, SUGGESTED_ROOT_RANGE, SubIdRange,
+    UsernsError, parse_subid, plan_mapping, render_map,
 };
 
 fn root() -> Caller {
@@ -43,17 +43,32 @@ const RANGE: SubIdRange = SubIdRange {
     count: 65_536,
 };
 
+const NUTSHELL: [SubIdRange; 1] = [SUGGESTED_ROOT_RANGE];
+
 #[test]
-fn root_maps_the_container_to_100000_by_default() {
-    let plan = plan_mapping(&root(), &[], &[], &[], &[], None).expect("a plan");
-    assert_eq!(plan.maps.uids, [DEFAULT_ROOT_MAP]);
-    assert_eq!(plan.maps.gids, [DEFAULT_ROOT_MAP]);
+fn root_maps_the_container_to_the_nutshell_range_by_default() {
+    let plan = plan_mapping(&root(), &[], &[], &NUTSHELL, &NUTSHELL, None).expect("a plan");
+    assert_eq!(plan.maps.uids, [map(0, 2_000_000_000, 65_536)]);
+    assert_eq!(plan.maps.gids, [map(0, 2_000_000_000, 65_536)]);
     assert_eq!(plan.writer, MapWriter::Kernel);
     assert!(!plan.deny_setgroups);
-    assert_eq!(plan.maps.host_uid(0), Some(100_000));
-    assert_eq!(plan.maps.host_uid(65_535), Some(165_535));
+    assert_eq!(plan.maps.host_uid(65_535), Some(2_000_065_535));
     assert_eq!(plan.maps.host_uid(65_536), None);
     assert!(!plan.maps.maps_host_root());
+}
+
+#[test]
+fn root_without_a_nutshell_range_is_told_to_run_just_setup() {
+    let err = plan_mapping(&root(), &[], &[], &[], &NUTSHELL, None).expect_err("no range");
+    assert!(matches!(
+        err,
+        UsernsError::NoRootRange {
+            file: "/etc/subuid"
+        }
+    ));
+    assert!(err.to_string().contains("run `just setup`"), "{err}");
+    // Maps given by hand need no range.
+    assert!(plan_mapping(&root(), &[map(0, 300_000, 10)], &[], &[], &[], None).is_ok());
 }
 
 #[test]

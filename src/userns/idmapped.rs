@@ -2,11 +2,11 @@
 //! user namespace's map, so that the image root owns on the host belongs to the
 //! container's root inside.
 //!
-//! With root's default map (`0 100000 65536`) the image's files belong to host uid 0,
+//! With root's default map (`0 2000000000 65536`) the image's files belong to host uid 0,
 //! which the container cannot name: to its root they are nobody's, and not even an
 //! overlay lets it change them. An idmapped mount (Linux 5.12+, as a lower layer of
 //! overlayfs 5.19+) shows each file's owner through a map instead: on it, a file of host
-//! uid 0 belongs to host uid 100000, the container's root. Nothing on disk changes, and
+//! uid 0 belongs to host uid 2000000000, the container's root. Nothing on disk changes, and
 //! any number of containers share the one image. Only the host's root can make one
 //! (CAP_SYS_ADMIN over the filesystem), so a rootless container goes without; it needs
 //! none, as its user owns the image.

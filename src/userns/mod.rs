@@ -4,8 +4,9 @@
 //! namespace's own resources: the namespaces it owns (its UTS, mount, PID... namespaces,
 //! made together with it), and files whose owner is mapped into it. Which host ids the
 //! namespace's ids stand for is written once, from outside, to `/proc/PID/uid_map` and
-//! `/proc/PID/gid_map`: a line `0 100000 65536` says "ids 0..65536 inside are
-//! 100000..165536 on the host". Root in the container is then uid 100000 to the kernel:
+//! `/proc/PID/gid_map`: a line `0 2000000000 65536` says "ids 0..65536 inside are
+//! 2000000000..2000065536 on the host". Root in the container is then uid 2000000000 to
+//! the kernel:
 //! a file the host's root owns is owned by nobody the container knows, and no capability
 //! inside reaches it. Module loading, the wall clock, device nodes and the host's network
 //! stay out of reach, because those need capabilities in the *host's* user namespace.
@@ -31,6 +32,7 @@ mod as_root;
 mod attempts;
 mod idmapped;
 mod plan;
+mod subid;
 
 pub use apply::{
     ProcIds, become_root, become_root_step, check_searchable, describe_ids, read_status_ids,
@@ -40,8 +42,12 @@ pub use as_root::run_as_mapped_root;
 pub use attempts::{Attempt, try_host_actions};
 pub use idmapped::{attach_tree, idmapped_tree};
 pub use plan::{
-    Caller, DEFAULT_ROOT_MAP, IdMap, IdMaps, MAX_MAP_LINES, MapWriter, MappingPlan, SubIdRange,
-    find_helpers, parse_subid, plan_mapping, render_map,
+    Caller, IdMap, IdMaps, MAX_MAP_LINES, MapWriter, MappingPlan, find_helpers, plan_mapping,
+    render_map,
+};
+pub use subid::{
+    ROOT_RANGE_OWNER, SUGGESTED_ROOT_RANGE, SubIdEntry, SubIdRange, parse_subid,
+    parse_subid_entries, root_ranges,
 };
 
 use std::path::PathBuf;
@@ -66,6 +72,31 @@ pub enum UsernsError {
         map: String,
         /// What is wrong with it.
         problem: String,
+    },
+    /// Root asked for the default maps, and `/etc/subuid` (or `subgid`) names no range
+    /// for nutshell.
+    #[error(
+        "{file} has no range for {ROOT_RANGE_OWNER}, which root's containers take their ids from: run `just setup`, which adds one (a line `{ROOT_RANGE_OWNER}:{start}:{count}` in /etc/subuid and /etc/subgid), or give --uid-map",
+        start = SUGGESTED_ROOT_RANGE.start,
+        count = SUGGESTED_ROOT_RANGE.count
+    )]
+    NoRootRange {
+        /// `/etc/subuid` or `/etc/subgid`.
+        file: &'static str,
+    },
+    /// The nutshell range overlaps a range another user's rootless containers use.
+    #[error(
+        "{file}: the {ROOT_RANGE_OWNER} range {ours} overlaps {owner}'s range {theirs}: root's containers would share host ids with {owner}'s rootless containers and could reach their files; give {ROOT_RANGE_OWNER} a range of its own"
+    )]
+    RangeOverlap {
+        /// `/etc/subuid` or `/etc/subgid`.
+        file: &'static str,
+        /// The nutshell range, `start-end`.
+        ours: String,
+        /// The other user.
+        owner: String,
+        /// Their range, `start-end`.
+        theirs: String,
     },
     /// A normal user asked for ids they cannot map.
     #[error("{0}")]

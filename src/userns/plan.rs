@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::UsernsError;
+use super::subid::SubIdRange;
 
 /// One line of a uid or gid map: `count` ids from `inside` in the namespace are the
 /// host's ids from `outside`.
@@ -18,14 +19,6 @@ pub struct IdMap {
     /// How many consecutive ids.
     pub count: u32,
 }
-
-/// Root's default: the container's ids 0..65536 are the host's 100000..165536, ids no
-/// host account uses (useradd hands out /etc/subuid ranges from 100000 too).
-pub const DEFAULT_ROOT_MAP: IdMap = IdMap {
-    inside: 0,
-    outside: 100_000,
-    count: 65_536,
-};
 
 /// The most lines a map file takes (since Linux 4.15; 5 before).
 pub const MAX_MAP_LINES: usize = 340;
@@ -57,11 +50,11 @@ impl IdMap {
         (offset < self.count).then(|| self.outside + offset)
     }
 
-    fn inside_end(&self) -> u64 {
+    pub(super) fn inside_end(&self) -> u64 {
         u64::from(self.inside) + u64::from(self.count)
     }
 
-    fn outside_end(&self) -> u64 {
+    pub(super) fn outside_end(&self) -> u64 {
         u64::from(self.outside) + u64::from(self.count)
     }
 }
@@ -115,40 +108,6 @@ impl IdMaps {
     pub fn uid_count(&self) -> u64 {
         self.uids.iter().map(|m| u64::from(m.count)).sum()
     }
-}
-
-/// A range of subordinate ids from `/etc/subuid` or `/etc/subgid`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SubIdRange {
-    /// The first host id.
-    pub start: u32,
-    /// How many.
-    pub count: u32,
-}
-
-impl SubIdRange {
-    fn covers(&self, map: &IdMap) -> bool {
-        map.outside >= self.start
-            && map.outside_end() <= u64::from(self.start) + u64::from(self.count)
-    }
-}
-
-/// The ranges `/etc/subuid` (or `/etc/subgid`) text gives a user, who is named by
-/// `user` or by the number `uid`, as subuid(5) allows. Malformed lines are skipped, as
-/// the shadow tools skip them.
-pub fn parse_subid(text: &str, user: Option<&str>, uid: u32) -> Vec<SubIdRange> {
-    let uid = uid.to_string();
-    text.lines()
-        .filter(|line| !line.trim_start().starts_with('#'))
-        .filter_map(|line| {
-            let mut fields = line.trim().split(':');
-            let owner = fields.next()?;
-            let start = fields.next()?.parse().ok()?;
-            let count = fields.next()?.parse().ok()?;
-            let ours = owner == uid || Some(owner) == user;
-            (ours && count > 0 && fields.next().is_none()).then_some(SubIdRange { start, count })
-        })
-        .collect()
 }
 
 /// Who starts the container.
@@ -227,9 +186,11 @@ pub fn find_helpers(dirs: &[&Path]) -> Option<(PathBuf, PathBuf)> {
 // ANCHOR: plan_mapping
 /// Decide the maps for `caller`. `uids`/`gids` are what the user asked for (empty:
 /// the default; a uid map alone is used for gids too, as podman does), `subuids` and
-/// `subgids` the caller's ranges, `helpers` newuidmap/newgidmap if installed.
+/// `subgids` the caller's ranges — for root, those of the [`ROOT_RANGE_OWNER`] entry —
+/// and `helpers` newuidmap/newgidmap if installed.
 ///
-/// Root gets what it asks for, by default [`DEFAULT_ROOT_MAP`]. A normal user gets their
+/// Root gets what it asks for, by default 65536 ids from its `nutshell` range: ids that
+/// no account and no user's rootless containers have (see [`super::subid`]). A normal user gets their
 /// own uid and gid as root inside, plus their subordinate ranges as ids 1 and up when
 /// the helpers can map them; without the helpers only the one id each, with setgroups
 /// denied, because that is all the kernel lets an unprivileged writer map.
@@ -243,13 +204,18 @@ pub fn plan_mapping(
 ) -> Result<MappingPlan, UsernsError> {
     let gids = if gids.is_empty() { uids } else { gids };
     let plan = if caller.privileged {
-        let or_default = |m: &[IdMap]| match m {
-            [] => vec![DEFAULT_ROOT_MAP],
-            m => m.to_vec(),
+        let or_default = |m: &[IdMap], ranges: &[SubIdRange], file| match (m, ranges.first()) {
+            ([], Some(range)) => Ok(vec![IdMap {
+                inside: 0,
+                outside: range.start,
+                count: range.count.min(65_536),
+            }]),
+            ([], None) => Err(UsernsError::NoRootRange { file }),
+            (m, _) => Ok(m.to_vec()),
         };
         let maps = IdMaps {
-            uids: or_default(uids),
-            gids: or_default(gids),
+            uids: or_default(uids, subuids, "/etc/subuid")?,
+            gids: or_default(gids, subgids, "/etc/subgid")?,
         };
         let mut notes = Vec::new();
         if maps.maps_host_root() {
