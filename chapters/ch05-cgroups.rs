@@ -147,7 +147,8 @@ fn main() -> std::process::ExitCode {
         let plan = MountPlan::for_rootfs(&rootfs, mounts::tty_gid(&rootfs));
 
         let name = format!("nutshell-{}", std::process::id());
-        let mut cgroup = Cgroup::create(&layout, &name, &controllers(&layout, &settings))?;
+        let path = format!("{}/{name}", cgroups::PARENT);
+        let mut cgroup = Cgroup::create(&layout, &path, &controllers(&layout, &settings))?;
         cgroup.apply(&settings)?;
         print_plan(&layout, &cgroup, &args, demo, &settings);
 

@@ -223,7 +223,8 @@ impl LimitArgs {
         let layout =
             cgroups::detect_host(Path::new("/proc")).context("detect the cgroup layout")?;
         let settings = cgroups::plan(&resources, &layout, cgroups::swap_accounting(&layout))?;
-        let cgroup = Cgroup::create(&layout, name, &cgroups::standard_controllers(&layout))?;
+        let path = format!("{}/{name}", cgroups::PARENT);
+        let cgroup = Cgroup::create(&layout, &path, &cgroups::standard_controllers(&layout))?;
         cgroup.apply(&settings)?;
         Ok((Some(cgroup), None))
     }

@@ -26,6 +26,11 @@ fn unique_name(test: &str) -> String {
     format!("cgroups-lib-{test}-{}-{n}", std::process::id())
 }
 
+/// `nutshell/<name>`: where a cgroup named `name` goes.
+fn at(name: &str) -> String {
+    format!("{PARENT}/{name}")
+}
+
 fn write(path: &Path, text: &str) {
     fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
@@ -89,7 +94,8 @@ fn v2_fake_tree_full_lifecycle() {
     assert!(!swap_accounting(&layout), "only children of the root count");
 
     let name = unique_name("v2");
-    let mut cgroup = Cgroup::create(&layout, &name, &["cpu", "memory", "pids"]).expect("create");
+    let mut cgroup =
+        Cgroup::create(&layout, &at(&name), &["cpu", "memory", "pids"]).expect("create");
     let dir = root.join(PARENT).join(&name);
     assert_eq!(cgroup.name(), name);
     assert_eq!(cgroup.dirs().len(), 1, "one dir in the unified tree");
@@ -175,8 +181,9 @@ fn v2_parent_stays_while_a_sibling_uses_it() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let root = tmp.path().join("unified");
     let layout = fake_v2(&root, "cpu pids\n", "cpu pids\n");
-    let first = Cgroup::create(&layout, &unique_name("sib"), &["pids"]).expect("first");
-    let second = Cgroup::create(&layout, &unique_name("sib"), &["cpu", "pids"]).expect("second");
+    let first = Cgroup::create(&layout, &at(&unique_name("sib")), &["pids"]).expect("first");
+    let second =
+        Cgroup::create(&layout, &at(&unique_name("sib")), &["cpu", "pids"]).expect("second");
     drop(first);
     assert!(second.dirs()[0].path.exists());
     drop(second);
@@ -191,7 +198,7 @@ fn v2_refuses_what_the_root_does_not_delegate_and_creates_nothing() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let root = tmp.path().join("unified");
     let layout = fake_v2(&root, "cpu memory pids\n", "memory\n");
-    let err = Cgroup::create(&layout, &unique_name("deleg"), &["memory", "cpu"])
+    let err = Cgroup::create(&layout, &at(&unique_name("deleg")), &["memory", "cpu"])
         .expect_err("cpu not delegated");
     assert!(matches!(&err, CgroupError::NotDelegated { controller, .. } if controller == "cpu"));
     let file = root.join("cgroup.subtree_control");
@@ -211,8 +218,8 @@ fn missing_controller_is_an_error_and_creates_nothing() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let root = tmp.path().join("unified");
     let layout = fake_v2(&root, "cpu memory\n", "cpu memory\n");
-    let err =
-        Cgroup::create(&layout, &unique_name("missing"), &["cpu", "pids"]).expect_err("no pids");
+    let err = Cgroup::create(&layout, &at(&unique_name("missing")), &["cpu", "pids"])
+        .expect_err("no pids");
     assert_eq!(
         err.to_string(),
         "controller pids is not available on this host (cgroup v2 (unified))"
@@ -225,7 +232,14 @@ fn bad_names_are_rejected_before_anything_is_made() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let root = tmp.path().join("unified");
     let layout = fake_v2(&root, "cpu\n", "cpu\n");
-    for name in ["", "..", "a/b", "../escape"] {
+    for name in [
+        "",
+        "nutshell",
+        "nutshell/..",
+        "../escape",
+        "other/c1",
+        "nutshell//c1",
+    ] {
         let err = Cgroup::create(&layout, name, &["cpu"]).expect_err(name);
         assert!(
             matches!(err, CgroupError::InvalidName { .. }),
@@ -241,13 +255,62 @@ fn an_existing_cgroup_is_not_adopted() {
     let root = tmp.path().join("unified");
     let layout = fake_v2(&root, "cpu\n", "cpu\n");
     let name = unique_name("twice");
-    let first = Cgroup::create(&layout, &name, &["cpu"]).expect("first");
-    let err = Cgroup::create(&layout, &name, &["cpu"]).expect_err("second");
+    let first = Cgroup::create(&layout, &at(&name), &["cpu"]).expect("first");
+    let err = Cgroup::create(&layout, &at(&name), &["cpu"]).expect_err("second");
     assert!(matches!(err, CgroupError::AlreadyExists { .. }), "{err}");
     assert!(
         first.dirs()[0].path.exists(),
         "the failed create left the first alone"
     );
+}
+
+#[test]
+fn v2_nested_path_enables_the_controllers_at_every_level() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("unified");
+    let layout = fake_v2(&root, "cpu memory pids\n", "cpu memory pids\n");
+    let name = unique_name("nested");
+    let path = format!("{PARENT}/nodes/node-2/{name}");
+    let mut cgroup = Cgroup::create(&layout, &path, &["cpu", "pids"]).expect("create");
+    assert_eq!(cgroup.name(), name);
+    assert_eq!(cgroup.dirs()[0].path, root.join(&path));
+    for level in ["nutshell", "nutshell/nodes", "nutshell/nodes/node-2"] {
+        assert_eq!(
+            read(&root.join(level).join("cgroup.subtree_control")),
+            "+cpu +pids",
+            "{level}"
+        );
+    }
+    cgroup.remove().expect("remove");
+    assert!(!root.join(PARENT).exists(), "every empty level is removed");
+}
+
+#[test]
+fn v1_nested_path_copies_the_cpuset_down_every_level_and_keeps_a_busy_level() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().to_owned();
+    let layout = fake_v1(&root);
+    let first = format!("{PARENT}/nodes/node-1/{}", unique_name("a"));
+    let second = format!("{PARENT}/nodes/node-2/{}", unique_name("b"));
+    let mut a = Cgroup::create(&layout, &first, &["cpuset", "pids"]).expect("first");
+    let b = Cgroup::create(&layout, &second, &["cpuset", "pids"]).expect("second");
+    for level in [
+        "nutshell",
+        "nutshell/nodes",
+        "nutshell/nodes/node-1",
+        first.as_str(),
+    ] {
+        assert_eq!(
+            read(&root.join("cpuset").join(level).join("cpuset.cpus")),
+            "0-3"
+        );
+    }
+    a.remove().expect("remove");
+    // node-1 went with its last container; nodes/ stays for node-2.
+    assert!(!root.join("pids/nutshell/nodes/node-1").exists());
+    assert!(root.join("pids/nutshell/nodes/node-2").exists());
+    drop(b);
+    assert!(!root.join("pids").join(PARENT).exists());
 }
 
 #[test]
@@ -258,7 +321,7 @@ fn v1_fake_tree_full_lifecycle() {
     assert!(swap_accounting(&layout));
     let name = unique_name("v1");
     let controllers = ["cpu", "cpuacct", "cpuset", "memory", "pids"];
-    let mut cgroup = Cgroup::create(&layout, &name, &controllers).expect("create");
+    let mut cgroup = Cgroup::create(&layout, &at(&name), &controllers).expect("create");
     let dir = |c: &str| root.join(c).join(PARENT).join(&name);
     let paths: Vec<PathBuf> = cgroup.dirs().iter().map(|d| d.path.clone()).collect();
     assert_eq!(paths, controllers.map(dir), "one dir per v1 hierarchy");
@@ -351,7 +414,7 @@ fn counters_of_a_controller_the_cgroup_lacks_are_an_error() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let root = tmp.path().join("unified");
     let layout = fake_v2(&root, "cpu pids\n", "cpu pids\n");
-    let cgroup = Cgroup::create(&layout, &unique_name("lacks"), &["pids"]).expect("create");
+    let cgroup = Cgroup::create(&layout, &at(&unique_name("lacks")), &["pids"]).expect("create");
     let err = cgroup.memory_events().expect_err("no memory dir");
     assert!(
         err.to_string()
@@ -373,18 +436,25 @@ fn busy_child(duration: Duration) -> ! {
 
 /// Every directory named `name` under any `<mount>/nutshell/`.
 fn leftovers(name: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir("/sys/fs/cgroup")
+    leftovers_at(&format!("{PARENT}/{name}"))
+}
+
+/// Every directory at `<mount>/<path>`, for each hierarchy: under `/sys/fs/cgroup` (a
+/// pure v2 host's one tree) and one level below it (v1 and hybrid hierarchies).
+fn leftovers_at(path: &str) -> Vec<PathBuf> {
+    let mut mounts = vec![PathBuf::from("/sys/fs/cgroup")];
+    mounts.extend(
+        fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path()),
+    );
+    mounts
         .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let path = entry.path().join(PARENT).join(name);
-        if path.exists() {
-            found.push(path);
-        }
-    }
-    found
+        .map(|mount| mount.join(path))
+        .filter(|dir| dir.exists())
+        .collect()
 }
 
 #[test]
@@ -394,7 +464,7 @@ fn real_cgroup_limits_and_counts_a_busy_child() {
     let layout = detect_host(Path::new("/proc")).expect("detect host layout");
     let name = unique_name("real");
     let controllers = standard_controllers(&layout);
-    let mut cgroup = Cgroup::create(&layout, &name, &controllers).expect("create");
+    let mut cgroup = Cgroup::create(&layout, &at(&name), &controllers).expect("create");
     let resources = Resources {
         cpu_quota: Some(quota_from_cpus(0.2, 1).expect("valid")),
         memory_bytes: Some(64 << 20),
@@ -436,6 +506,35 @@ fn real_cgroup_limits_and_counts_a_busy_child() {
 
 #[test]
 #[ignore = "needs root: run `just test-all`"]
+fn real_nested_cgroup_is_made_and_removed_level_by_level() {
+    common::require_root();
+    let layout = detect_host(Path::new("/proc")).expect("detect host layout");
+    let name = unique_name("real-nested");
+    let node = unique_name("node");
+    let path = format!("{PARENT}/nodes/{node}/{name}");
+    let controllers = standard_controllers(&layout);
+    let mut cgroup = Cgroup::create(&layout, &path, &controllers).expect("create");
+    for dir in cgroup.dirs() {
+        assert!(dir.path.is_dir(), "{}", dir.path.display());
+        assert!(dir.path.ends_with(&path));
+    }
+    let resources = Resources {
+        pids_max: Some(8),
+        ..Resources::default()
+    };
+    let settings = plan(&resources, &layout, swap_accounting(&layout)).expect("plan");
+    cgroup.apply(&settings).expect("apply");
+    cgroup.remove().expect("remove");
+    assert_eq!(leftovers(&name), Vec::<PathBuf>::new());
+    assert_eq!(
+        leftovers_at(&format!("{PARENT}/nodes/{node}")),
+        Vec::<PathBuf>::new(),
+        "the node level is left"
+    );
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
 fn real_cgroup2_controller_not_delegated_is_refused_cleanly() {
     common::require_root();
     let layout = detect_host(Path::new("/proc")).expect("detect host layout");
@@ -452,7 +551,7 @@ fn real_cgroup2_controller_not_delegated_is_refused_cleanly() {
         return; // everything is delegated: nothing to refuse here
     };
     let name = unique_name("deleg");
-    let err = Cgroup::create(&layout, &name, &[controller.as_str()]).expect_err("refused");
+    let err = Cgroup::create(&layout, &at(&name), &[controller.as_str()]).expect_err("refused");
     assert!(matches!(err, CgroupError::NotDelegated { .. }), "{err}");
     assert_eq!(leftovers(&name), Vec::<PathBuf>::new());
 }

@@ -3,7 +3,8 @@
 //! A cgroup is a directory: `mkdir` creates it (the kernel fills it with interface files),
 //! writing a PID to its `cgroup.procs` moves that process in, and `rmdir` removes it once
 //! no process is left. nutshell makes every cgroup under a `nutshell` directory of its own
-//! (`<mount>/nutshell/<name>`) and never writes to a cgroup it did not create.
+//! (`<mount>/nutshell/<id>`, or deeper: `<mount>/nutshell/nodes/node-2/<id>` for chapter
+//! 12's nodes) and never writes to a cgroup it did not create.
 //!
 //! The two versions differ in how a cgroup gets its controllers:
 //!
@@ -15,7 +16,9 @@
 //! - **v2**: one tree. A controller is available in a cgroup only if its parent lists it
 //!   in `cgroup.subtree_control` (`echo +cpu > nutshell/cgroup.subtree_control`), and the
 //!   "no internal processes" rule says a cgroup that hands controllers to its children
-//!   holds no processes itself — which is why containers live one level below `nutshell`.
+//!   holds no processes itself — which is why containers live one level below `nutshell`,
+//!   and why every level between `nutshell` and a container enables the controllers for
+//!   the level below.
 //!   Whoever owns the root decides what is delegated: if the root's own
 //!   `cgroup.subtree_control` lacks a controller, nutshell says so rather than change it.
 //!
@@ -49,21 +52,24 @@ const CREATE_ATTEMPTS: usize = 5;
 const REMOVE_ATTEMPTS: usize = 200;
 
 /// One directory of a cgroup: the part of it in one hierarchy.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CgroupDir {
     /// The hierarchy's version.
     pub version: CgroupVersion,
     /// The requested controllers this directory serves.
     pub controllers: Vec<String>,
-    /// `<mount>/nutshell/<name>`.
+    /// `<mount>/nutshell/.../<name>`.
     pub path: PathBuf,
+    /// The hierarchy's mount point: the levels between it and `path` are nutshell's.
+    pub mount_point: PathBuf,
 }
 
 /// A cgroup this process created, in every hierarchy that holds one of its controllers.
 /// Dropping it removes it (best effort); call [`Cgroup::remove`] to see errors.
 #[derive(Debug)]
 pub struct Cgroup {
-    name: String,
+    /// The path below each hierarchy's root: `nutshell/<id>`.
+    path: String,
     dirs: Vec<CgroupDir>,
     /// `cgroup.procs` of every dir, made ahead so [`Cgroup::join_self`] need not allocate
     /// in a freshly cloned child.
@@ -74,8 +80,9 @@ pub struct Cgroup {
 /// Errors from making, filling, reading or removing a cgroup.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    /// The name is not a single, plain path component.
-    #[error("cgroup name {name:?}: {problem}")]
+    /// A component of the path is not a plain name, or the path is not below
+    /// `nutshell/`.
+    #[error("cgroup path {name:?}: {problem}")]
     InvalidName {
         /// The name given.
         name: String,
@@ -198,16 +205,16 @@ pub struct PidsStats {
 
 impl Cgroup {
     // ANCHOR: create
-    /// Makes `<mount>/nutshell/<name>` in every hierarchy that holds one of `controllers`:
-    /// one directory per v1 hierarchy, one in the cgroup2 tree with the controllers
-    /// enabled in `<mount>/nutshell/cgroup.subtree_control`. On failure removes what it
-    /// made.
+    /// Makes `<mount>/<path>` — `path` is `nutshell/<id>` or deeper — in every hierarchy
+    /// that holds one of `controllers`: one directory per v1 hierarchy, one in the cgroup2
+    /// tree with the controllers enabled in the `cgroup.subtree_control` of every level
+    /// from `nutshell` down. On failure removes what it made.
     pub fn create(
         layout: &CgroupLayout,
-        name: &str,
+        path: &str,
         controllers: &[&str],
     ) -> Result<Cgroup, CgroupError> {
-        validate_name(name)?;
+        let levels = validate_path(path)?;
         // Check everything before making anything, so bad input leaves nothing behind.
         let mut planned: Vec<(&CgroupMount, Vec<String>)> = Vec::new();
         for &controller in controllers {
@@ -230,38 +237,55 @@ impl Cgroup {
             }
         }
         let mut cgroup = Cgroup {
-            name: name.to_owned(),
+            path: path.to_owned(),
             dirs: Vec::new(),
             procs_files: Vec::new(),
             removed: false,
         };
         for (mount, controllers) in planned {
-            let path = mount.mount_point.join(PARENT).join(name);
+            let dir = mount.mount_point.join(path);
             // On error `cgroup` is dropped here, which removes the dirs made so far.
-            make_dir(mount, &controllers, &path)?;
-            let procs = path.join("cgroup.procs");
+            make_dirs(mount, &controllers, &levels)?;
+            let procs = dir.join("cgroup.procs");
             cgroup
                 .procs_files
                 .push(CString::new(procs.as_os_str().as_bytes()).map_err(|_| {
                     CgroupError::InvalidName {
-                        name: name.to_owned(),
+                        name: path.to_owned(),
                         problem: "the cgroup path contains a NUL byte",
                     }
                 })?);
-            let version = mount.version;
             cgroup.dirs.push(CgroupDir {
-                version,
+                version: mount.version,
                 controllers,
-                path,
+                path: dir,
+                mount_point: mount.mount_point.clone(),
             });
         }
         Ok(cgroup)
     }
     // ANCHOR_END: create
 
-    /// The name given to [`Cgroup::create`].
+    /// A cgroup a process now gone made at `dirs`, to empty and remove: what a killed
+    /// owner left. Dropping it removes it, as [`Cgroup::create`]'s.
+    pub fn left_behind(path: &str, dirs: Vec<CgroupDir>) -> Result<Cgroup, CgroupError> {
+        validate_path(path)?;
+        Ok(Cgroup {
+            path: path.to_owned(),
+            dirs,
+            procs_files: Vec::new(),
+            removed: false,
+        })
+    }
+
+    /// The path given to [`Cgroup::create`], `nutshell/<id>`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Its last component: the container's id.
     pub fn name(&self) -> &str {
-        &self.name
+        self.path.rsplit('/').next().unwrap_or(&self.path)
     }
 
     /// The directories, one per hierarchy.
@@ -398,9 +422,43 @@ impl Cgroup {
         })
     }
 
+    /// SIGKILL every process in the cgroup, in every hierarchy: how a container whose
+    /// owner was killed is ended. Waits up to 2 s for them to be gone.
+    pub fn kill_all(&self) -> Result<(), CgroupError> {
+        for _ in 0..REMOVE_ATTEMPTS {
+            let mut left = 0;
+            for dir in &self.dirs {
+                let procs = dir.path.join("cgroup.procs");
+                let text = match fs::read_to_string(&procs) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    other => other.map_err(|source| CgroupError::Read {
+                        path: procs.clone(),
+                        source,
+                    })?,
+                };
+                for pid in text
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok())
+                {
+                    left += 1;
+                    // It may be gone already; a process in this cgroup is ours to end.
+                    let _ = nix::sys::signal::kill(
+                        Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+            if left == 0 {
+                return Ok(());
+            }
+            thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
     /// Removes every dir (retrying `EBUSY` for up to 2 s while processes finish
-    /// exiting), then tries the `nutshell` parents, which stay if another container
-    /// still uses them. Idempotent.
+    /// exiting), then the levels above it up to `nutshell`, which stay if another
+    /// container still uses them. Idempotent.
     pub fn remove(&mut self) -> Result<(), CgroupError> {
         if self.removed {
             return Ok(());
@@ -409,9 +467,14 @@ impl Cgroup {
             remove_dir(&dir.path, REMOVE_ATTEMPTS)?;
         }
         for dir in &self.dirs {
-            if let Some(parent) = dir.path.parent() {
+            for level in dir.path.ancestors().skip(1) {
+                if !level.starts_with(dir.mount_point.join(PARENT)) {
+                    break;
+                }
                 // EBUSY/ENOTEMPTY: a sibling container is inside; its remove() tries again.
-                let _ = remove_dir(parent, 1);
+                if remove_dir(level, 1).is_err() {
+                    break;
+                }
             }
         }
         self.removed = true;
@@ -423,7 +486,7 @@ impl Cgroup {
             .iter()
             .find(|d| d.version == version && d.controllers.iter().any(|c| c == controller))
             .ok_or_else(|| CgroupError::NoDirectory {
-                name: self.name.clone(),
+                name: self.path.clone(),
                 version,
                 controller: controller.to_owned(),
             })
@@ -489,6 +552,29 @@ pub fn online_cpus() -> usize {
         .unwrap_or(1)
 }
 
+/// A cgroup path is `nutshell/` and one or more plain names below it; returns its levels,
+/// `nutshell` first.
+fn validate_path(path: &str) -> Result<Vec<&str>, CgroupError> {
+    let levels: Vec<&str> = path.split('/').collect();
+    let invalid = |problem| CgroupError::InvalidName {
+        name: path.to_owned(),
+        problem,
+    };
+    if levels.first() != Some(&PARENT) || levels.len() < 2 {
+        return Err(invalid(
+            "must start with nutshell/ and name a cgroup below it: nutshell writes to no cgroup it did not create",
+        ));
+    }
+    for level in &levels {
+        validate_name(level).map_err(|_| {
+            invalid(
+                "each level must be a plain name: not empty, . or .., no NUL, at most 255 bytes",
+            )
+        })?;
+    }
+    Ok(levels)
+}
+
 /// A cgroup name is one path component: not empty, `.` or `..`, no `/` or NUL.
 fn validate_name(name: &str) -> Result<(), CgroupError> {
     let problem = if name.is_empty() {
@@ -528,14 +614,26 @@ fn check_delegated(mount: &CgroupMount, controller: &str) -> Result<(), CgroupEr
     }
 }
 
-/// Makes `<mount>/nutshell` (if needed) and `path` below it, starting over when a sibling
-/// removes the empty parent between the two `mkdir`s.
-fn make_dir(mount: &CgroupMount, controllers: &[String], path: &Path) -> Result<(), CgroupError> {
-    let parent = mount.mount_point.join(PARENT);
+/// Makes every level of `levels` (`nutshell`, then each below it) under `mount`, the
+/// last one new, preparing each level for the next: on v2 its `cgroup.subtree_control`
+/// enables the controllers, on v1 cpuset it gets its parent's CPUs and memory nodes.
+/// Starts over when a sibling removes an empty level between two `mkdir`s.
+fn make_dirs(
+    mount: &CgroupMount,
+    controllers: &[String],
+    levels: &[&str],
+) -> Result<(), CgroupError> {
+    let leaf = mount.mount_point.join(levels.join("/"));
     for attempt in 1..=CREATE_ATTEMPTS {
-        mkdir(&parent, true)?;
-        let prepared = prepare_parent(mount, controllers, &parent);
-        let made = prepared.and_then(|()| mkdir(path, false));
+        let mut parent = mount.mount_point.clone();
+        let made = levels[..levels.len() - 1].iter().try_for_each(|level| {
+            let dir = parent.join(level);
+            mkdir(&dir, true)?;
+            prepare_level(mount, controllers, &parent, &dir)?;
+            parent = dir;
+            Ok(())
+        });
+        let made = made.and_then(|()| mkdir(&leaf, false));
         match made {
             Err(CgroupError::Create { source, .. } | CgroupError::Write { source, .. })
                 if source.raw_os_error() == Some(libc::ENOENT) && attempt < CREATE_ATTEMPTS =>
@@ -543,32 +641,46 @@ fn make_dir(mount: &CgroupMount, controllers: &[String], path: &Path) -> Result<
                 continue;
             }
             Err(err) => {
-                // Leave no empty parent behind either (kept if a sibling is in it).
-                let _ = remove_dir(&parent, 1);
+                // Leave no empty level behind either (kept if a sibling is in it).
+                remove_empty_levels(mount, &leaf);
                 return Err(err);
             }
             Ok(()) => break,
         }
     }
     let is_cpuset = mount.version == CgroupVersion::V1 && controllers.iter().any(|c| c == "cpuset");
-    if is_cpuset && let Err(err) = copy_cpuset(&parent, path) {
-        let _ = remove_dir(path, 1);
-        let _ = remove_dir(&parent, 1);
+    if is_cpuset
+        && let Some(parent) = leaf.parent()
+        && let Err(err) = copy_cpuset(parent, &leaf)
+    {
+        let _ = remove_dir(&leaf, 1);
+        remove_empty_levels(mount, &leaf);
         return Err(err);
     }
     Ok(())
 }
 
-/// v2: enable the controllers for the children of `nutshell`. v1 cpuset: give `nutshell`
-/// the root's CPUs and memory nodes.
-fn prepare_parent(
+/// Remove the levels above `leaf` up to `nutshell` while they are empty.
+fn remove_empty_levels(mount: &CgroupMount, leaf: &Path) {
+    let top = mount.mount_point.join(PARENT);
+    for level in leaf.ancestors().skip(1) {
+        if !level.starts_with(&top) || remove_dir(level, 1).is_err() {
+            break;
+        }
+    }
+}
+
+/// v2: enable the controllers for the children of `level`. v1 cpuset: give `level` the
+/// CPUs and memory nodes of `above`, the level above it.
+fn prepare_level(
     mount: &CgroupMount,
     controllers: &[String],
-    parent: &Path,
+    above: &Path,
+    level: &Path,
 ) -> Result<(), CgroupError> {
     match mount.version {
         CgroupVersion::V2 => {
-            let file = parent.join("cgroup.subtree_control");
+            let file = level.join("cgroup.subtree_control");
             let enabled = fs::read_to_string(&file).unwrap_or_default();
             let missing: Vec<String> = controllers
                 .iter()
@@ -582,9 +694,7 @@ fn prepare_parent(
                 write_file(&file, &missing.join(" "))
             }
         }
-        CgroupVersion::V1 if controllers.iter().any(|c| c == "cpuset") => {
-            copy_cpuset(&mount.mount_point, parent)
-        }
+        CgroupVersion::V1 if controllers.iter().any(|c| c == "cpuset") => copy_cpuset(above, level),
         CgroupVersion::V1 => Ok(()),
     }
 }
@@ -592,6 +702,27 @@ fn prepare_parent(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_must_lie_below_nutshell() {
+        for path in [
+            "nutshell",
+            "other/c1",
+            "/nutshell/c1",
+            "nutshell//c1",
+            "nutshell/../x",
+            "nutshell/a/",
+        ] {
+            assert!(
+                matches!(validate_path(path), Err(CgroupError::InvalidName { .. })),
+                "{path:?}"
+            );
+        }
+        assert_eq!(
+            validate_path("nutshell/nodes/node-2/c1").expect("valid"),
+            ["nutshell", "nodes", "node-2", "c1"]
+        );
+    }
 
     #[test]
     fn names_must_be_one_plain_component() {

@@ -49,7 +49,7 @@ pub const MIN_WEIGHT: u64 = 1;
 pub const MAX_WEIGHT: u64 = 10_000;
 
 /// A CFS bandwidth limit: at most `quota_us` of CPU time in every `period_us`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CpuQuota {
     /// CPU time the group may use per period, in microseconds.
     pub quota_us: u64,

@@ -76,7 +76,8 @@ pub enum LayoutError {
 }
 
 /// Which cgroup filesystem a hierarchy is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CgroupVersion {
     /// Filesystem type `cgroup`: a hierarchy with its own set of controllers.
     V1,

@@ -40,7 +40,8 @@ use super::layout::{CgroupLayout, CgroupVersion};
 pub const MIN_MEMORY_BYTES: u64 = 6 * 1024 * 1024;
 
 /// The limits a container asked for. `None` leaves the kernel's default (no limit).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Resources {
     /// CFS bandwidth limit (`--cpus`, or `--cpu-quota`/`--cpu-period`).
     pub cpu_quota: Option<CpuQuota>,
@@ -55,7 +56,8 @@ pub struct Resources {
 }
 
 /// What a memory limit means for swap.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SwapPolicy {
     /// The memory+swap limit equals the memory limit: the container cannot swap, so the
     /// limit is hard and exceeding it ends in the OOM killer.
@@ -66,7 +68,7 @@ pub enum SwapPolicy {
 }
 
 /// One value to write into one cgroup file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Setting {
     /// The hierarchy the file lives in.
     pub version: CgroupVersion,
