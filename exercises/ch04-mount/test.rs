@@ -1,10 +1,11 @@
 //! Tests for exercise ch04-mount. The statement is at the top of `pivot.rs`.
 //!
-//! Each test runs in a forked child that first makes its own mount namespace and makes
-//! every mount in it private, as the chapter's container does: nothing it mounts or
-//! unmounts reaches the test harness or the host, and all of it goes with the child.
-//! The mount namespace is the calling thread's (unshare(2) moves only that thread), so
-//! the tests read the mount table from /proc/thread-self, not the main thread's /proc/self.
+//! Each test runs in a process of its own (support::in_child) that first makes its own
+//! mount namespace and makes every mount in it private, as the chapter's container does:
+//! nothing it mounts or unmounts reaches the test harness or the host, and all of it goes
+//! with that process. The mount namespace is the calling thread's (unshare(2) moves only
+//! that thread), so the tests read the mount table from /proc/thread-self, not the main
+//! thread's /proc/self.
 
 #[cfg_attr(not(feature = "solution"), path = "pivot.rs")]
 #[cfg_attr(feature = "solution", path = "../solutions/ch04-mount/pivot.rs")]
