@@ -40,9 +40,10 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 
 /// How long a check may run before its process is killed. The slowest check takes well
-/// under a second (ch03's sleeps add up to half of one); a minute leaves room for a loaded
-/// 2-core CI machine, and still ends a hung check long before CI's own limit.
-pub const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+/// under a second (ch03's sleeps add up to half of one), so 45 s leaves room for a loaded
+/// 2-core CI machine, ends a hung check long before CI's own limit, and comes before
+/// libtest's "has been running for over 60 seconds", which would only add noise.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// In the fresh process: the file to write the verdict to. That it is set is what tells
 /// `in_child` it runs in the fresh process.
