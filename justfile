@@ -14,7 +14,7 @@ test-all: _require-root setup
     cargo clippy --all-targets -- -D warnings
     cargo clippy -p nutshell-exercises --all-targets --features solution -- -D warnings
     cargo test -- --include-ignored
-    cargo test -p nutshell-exercises --bin exercises
+    cargo test -p nutshell-exercises --bin exercises --test support
     mdbook build book
     cargo run -q -p nutshell-exercises -- check
 

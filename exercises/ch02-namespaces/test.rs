@@ -24,13 +24,16 @@ fn hostname() -> Result<String, String> {
         .map_err(|e| format!("gethostname: {e}"))
 }
 
-/// In the forked child: move into a scratch UTS namespace that stands in for the host and
-/// name it, so that nothing the learner's code does can rename the real machine. Returns
-/// a handle on the stand-in, to go back into it and look.
+/// In the check's process: move into a scratch UTS namespace that stands in for the host
+/// and name it, so that nothing the learner's code does can rename the real machine.
+/// Returns a handle on the stand-in, to go back into it and look.
 fn stand_in_host() -> Result<File, String> {
     unshare(CloneFlags::CLONE_NEWUTS).map_err(|e| format!("unshare the stand-in: {e}"))?;
     nix::unistd::sethostname(STAND_IN).map_err(|e| format!("name the stand-in: {e}"))?;
-    File::open("/proc/self/ns/uts").map_err(|e| format!("open /proc/self/ns/uts: {e}"))
+    // thread-self: unshare(2) moves only the calling thread, and /proc/self is the main
+    // thread's, which may still be in the host's namespace.
+    File::open("/proc/thread-self/ns/uts")
+        .map_err(|e| format!("open /proc/thread-self/ns/uts: {e}"))
 }
 
 #[test]

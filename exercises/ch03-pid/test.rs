@@ -1,8 +1,9 @@
 //! Tests for exercise ch03-pid. The statement is at the top of `reap.rs`.
 //!
-//! Each test runs in a forked child that makes itself a child subreaper
-//! (prctl(PR_SET_CHILD_SUBREAPER)): orphans below it are reparented to it, exactly as
-//! orphans in a PID namespace are reparented to PID 1, with no namespace and no root.
+//! Each test runs in a process of its own (support::in_child) that makes itself a child
+//! subreaper (prctl(PR_SET_CHILD_SUBREAPER)): orphans below it are reparented to it,
+//! exactly as orphans in a PID namespace are reparented to PID 1, with no namespace and
+//! no root.
 
 #[cfg_attr(not(feature = "solution"), path = "reap.rs")]
 #[cfg_attr(feature = "solution", path = "../solutions/ch03-pid/reap.rs")]
@@ -14,12 +15,13 @@ mod support;
 use std::time::Duration;
 
 use nix::errno::Errno;
+use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 use reap::reap_zombies;
-use support::in_child;
+use support::{CheckFailure, in_child};
 
-/// Run `check` in a forked child that is a subreaper, and that SIGALRM ends if the
+/// Run `check` in a process of its own that is a subreaper, and that SIGALRM ends if the
 /// learner's code blocks.
 fn as_subreaper(check: impl FnOnce() -> Result<(), String>) {
     let verdict = in_child(|| {
@@ -28,14 +30,13 @@ fn as_subreaper(check: impl FnOnce() -> Result<(), String>) {
         unsafe { libc::alarm(5) };
         check()
     });
-    if let Err(message) = verdict {
-        if message.contains("SIGALRM") {
-            panic!(
-                "reap_zombies blocked for 5 seconds: it must return at once while children \
-                 are still running (waitpid with WNOHANG)"
-            );
-        }
-        panic!("{message}");
+    match verdict {
+        Ok(()) => {}
+        Err(CheckFailure::Signaled(Signal::SIGALRM)) => panic!(
+            "reap_zombies blocked for 5 seconds: it must return at once while children \
+             are still running (waitpid with WNOHANG)"
+        ),
+        Err(failure) => panic!("{failure}"),
     }
 }
 

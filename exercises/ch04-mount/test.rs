@@ -1,8 +1,11 @@
 //! Tests for exercise ch04-mount. The statement is at the top of `pivot.rs`.
 //!
-//! Each test runs in a forked child that first makes its own mount namespace and makes
-//! every mount in it private, as the chapter's container does: nothing it mounts or
-//! unmounts reaches the test harness or the host, and all of it goes with the child.
+//! Each test runs in a process of its own (support::in_child) that first makes its own
+//! mount namespace and makes every mount in it private, as the chapter's container does:
+//! nothing it mounts or unmounts reaches the test harness or the host, and all of it goes
+//! with that process. The mount namespace is the calling thread's (unshare(2) moves only
+//! that thread), so the tests read the mount table from /proc/thread-self, not the main
+//! thread's /proc/self.
 
 #[cfg_attr(not(feature = "solution"), path = "pivot.rs")]
 #[cfg_attr(feature = "solution", path = "../solutions/ch04-mount/pivot.rs")]
@@ -44,7 +47,8 @@ fn slash_is_the_new_root_and_the_old_root_is_gone() {
     let root = tiny_root();
     let verdict = in_child(|| {
         private_mount_namespace()?;
-        let before = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+        let before =
+            fs::read_to_string("/proc/thread-self/mountinfo").map_err(|e| e.to_string())?;
         let old_root = mounts(&before)
             .into_iter()
             .find(|(_, point)| point == "/")
@@ -81,7 +85,7 @@ fn slash_is_the_new_root_and_the_old_root_is_gone() {
             None::<&str>,
         )
         .map_err(|e| format!("mount /proc in the new root: {e}"))?;
-        let after = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+        let after = fs::read_to_string("/proc/thread-self/mountinfo").map_err(|e| e.to_string())?;
         let after = mounts(&after);
         if after.iter().any(|(what, _)| *what == old_root) {
             return Err(format!(

@@ -1,14 +1,15 @@
 //! Tests for exercise ch06-user. The statement is at the top of `id_maps.rs`.
 //!
-//! Each test runs in a forked child (the test harness has many threads, and
-//! unshare(CLONE_NEWUSER) refuses a process that has more than one). That child plays
-//! the runtime: it forks a "container" that unshares a user namespace and waits on a
-//! pipe, calls `write_id_maps` with the container's pid, then lets it go. The container
-//! checks from inside what it became and reports through a second pipe; the runtime
-//! checks from outside, then reaps it.
+//! Each test runs in a process of its own (support::in_child), which plays the runtime:
+//! it forks a "container" that unshares a user namespace and waits on a pipe, calls
+//! `write_id_maps` with the container's pid, then lets it go. (The container is forked
+//! because unshare(CLONE_NEWUSER) refuses a process of more than one thread, and the
+//! check's process has two: the test's, and libtest's main thread waiting for it.) The
+//! container checks from inside what it became and reports through a second pipe; the
+//! runtime checks from outside, then reaps it.
 //!
 //! The unprivileged tests need no root: run as root, they first drop to nobody (65534)
-//! in the forked child. The privileged test maps a whole range of ids, which only root
+//! in the check's process. The privileged test maps a whole range of ids, which only root
 //! may do: run as a normal user, it says so and passes.
 
 #[cfg_attr(not(feature = "solution"), path = "id_maps.rs")]
@@ -97,8 +98,9 @@ fn with_container(
     let (ready_read, ready_write) = pipe().map_err(|e| format!("pipe: {e}"))?;
     let (go_read, go_write) = pipe().map_err(|e| format!("pipe: {e}"))?;
     let (verdict_read, verdict_write) = pipe().map_err(|e| format!("pipe: {e}"))?;
-    // SAFETY: this process has one thread (support::in_child forked it); the container
-    // runs only `container`, which leaves with _exit.
+    // SAFETY: besides this thread the process has only libtest's main thread, which waits
+    // for the test to end holding no lock (support.rs); the container runs only
+    // `container`, which leaves with _exit.
     let pid = match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
             drop((ready_read, go_write, verdict_read));
