@@ -6,23 +6,24 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Parser;
-use nutshell::cli::{RootfsArgs, main_with, require_root};
-use nutshell::process::{self, Exit, Isolation, Step};
-use nutshell::rootfs::{
-    DirId, chroot_escape, enter_chroot, escape_scratch_name, list_dir, remove_escape_scratch,
-};
+use nutshell::cli::{ContainerArgs, main_with, require_root};
+use nutshell::launch::{self};
+use nutshell::process::Exit;
+use nutshell::rootfs::{DirId, escape_scratch_name, remove_escape_scratch};
+use nutshell::spec::{ContainerSpec, Program, chapters};
+use nutshell::workloads::Builtin;
 
 /// Chapter 1: run a command with its root directory changed by chroot(2).
 ///
 /// Without a command it takes a short tour: `ls /` and `pwd` inside the new root.
 /// Then try `-- hostname` (the host's name: the UTS namespace is shared), `-- kill -0 1`
-/// (the host's PID 1 can still be signalled), and `--escape`, where a root process walks
-/// out of the chroot.
+/// (the host's PID 1 can still be signalled), `--escape`, where a root process walks
+/// out of the chroot, and `--plan`, every step the launch takes.
 #[derive(Parser)]
 #[command(name = "ch01-chroot")]
 struct Args {
     #[command(flatten)]
-    rootfs: RootfsArgs,
+    container: ContainerArgs,
     /// From inside the chroot, break out (mkdir, chroot, chdir("..") …) and list the host's real root
     #[arg(long, conflicts_with = "command")]
     escape: bool,
@@ -31,96 +32,95 @@ struct Args {
     command: Vec<String>,
 }
 
+const BIN: &str = "ch01-chroot";
+
 fn main() -> std::process::ExitCode {
-    main_with("ch01-chroot", || {
+    main_with(BIN, || -> anyhow::Result<i32> {
         let args = Args::parse();
-        require_root(
-            "ch01-chroot",
-            "chroot(2) needs the CAP_SYS_CHROOT capability",
-        )?;
-        let rootfs = args.rootfs.resolve()?;
-        if args.escape {
-            return escape(&rootfs);
+        if !args.container.plan {
+            require_root(BIN, "chroot(2) needs the CAP_SYS_CHROOT capability")?;
         }
-        println!("ch01-chroot: chroot(2) into {}", rootfs.display());
-        println!("The command sees that directory as /. Everything else is still the host's:");
-        println!("its processes, mounts, network, hostname, users and privileges.");
-        if args.command.is_empty() {
-            for command in [
+        let rootfs = args.container.rootfs()?;
+        if args.escape {
+            return escape(&args, &rootfs);
+        }
+        let commands = if args.command.is_empty() {
+            vec![
                 vec!["ls".to_string(), "/".to_string()],
                 vec!["pwd".to_string()],
-            ] {
-                let exit = run_in_root(&rootfs, &command)?;
-                if exit != Exit::Code(0) {
-                    return Ok(exit.code());
-                }
+            ]
+        } else {
+            vec![args.command.clone()]
+        };
+        if !args.container.plan {
+            println!("ch01-chroot: chroot(2) into {}", rootfs.display());
+            println!("The command sees that directory as /. Everything else is still the host's:");
+            println!("its processes, mounts, network, hostname, users and privileges.");
+        }
+        for command in commands {
+            let exit = run_in_root(&args, &rootfs, &command)?;
+            if let Exit::Signal(_) = exit {
+                eprintln!("ch01-chroot: {} {exit}", command.join(" "));
             }
-            return Ok(0);
+            if args.container.plan || exit != Exit::Code(0) {
+                return Ok(exit.code());
+            }
         }
-        let exit = run_in_root(&rootfs, &args.command)?;
-        if let Exit::Signal(_) = exit {
-            eprintln!("ch01-chroot: {} {exit}", args.command.join(" "));
-        }
-        Ok(exit.code())
+        Ok(0)
     })
 }
 
 // ANCHOR: run_in_root
 /// Print the command like a shell transcript, run it chrooted into `rootfs`, and wait.
-fn run_in_root(rootfs: &Path, command: &[String]) -> anyhow::Result<Exit> {
-    println!("\n$ {}", command.join(" "));
-    let enter = Step::new(format!("chroot into {}", rootfs.display()), || {
-        enter_chroot(rootfs)
-    });
-    let child = process::spawn(&Isolation::none(), vec![enter], command)
-        .with_context(|| format!("run `{}`", command.join(" ")))?;
-    Ok(child.wait()?)
+fn run_in_root(args: &Args, rootfs: &Path, command: &[String]) -> anyhow::Result<Exit> {
+    let spec = chapters::for_chapter(1, rootfs, Program::Args(command.to_vec()));
+    run(args, &spec, &format!("run `{}`", command.join(" ")), || {
+        println!("\n$ {}", command.join(" "));
+    })
 }
 // ANCHOR_END: run_in_root
 
+/// Plan `spec`; with `--plan` print the plan, else say `announce` and run it to the end.
+fn run(
+    args: &Args,
+    spec: &ContainerSpec,
+    what: &str,
+    announce: impl FnOnce(),
+) -> anyhow::Result<Exit> {
+    let Some((plan, facts)) = args.container.plan_or_print(spec, root_of(spec), false)? else {
+        return Ok(Exit::Code(0));
+    };
+    announce();
+    launch::run_to_end(plan, spec, &facts).context(what.to_string())
+}
+
+/// The directory a chapter 1 spec chroots into.
+fn root_of(spec: &ContainerSpec) -> &Path {
+    match &spec.root.fs {
+        nutshell::spec::RootFs::Dir { path, .. } => path,
+        _ => Path::new("/"),
+    }
+}
+
 // ANCHOR: escape
 /// The break-it demo: a root process inside the chroot gets out.
-fn escape(rootfs: &Path) -> anyhow::Result<i32> {
+fn escape(args: &Args, rootfs: &Path) -> anyhow::Result<i32> {
     // Who the host's "/" is, by device and inode: the honest test of "escaped".
     let host_root = DirId::of(Path::new("/")).context("stat the host's /")?;
     let scratch = escape_scratch_name();
-    println!("ch01-chroot --escape: breaking out of a chroot, from the inside");
-    println!("chroot(2) into {}", rootfs.display());
-    let enter = Step::new(format!("chroot into {}", rootfs.display()), || {
-        enter_chroot(rootfs)
-    });
-    let child = process::spawn_fn(&Isolation::none(), vec![enter], || {
-        let inside = list_dir(Path::new("/")).unwrap_or_default();
-        println!("[inside]  / holds: {}", inside.join(" "));
-        match chroot_escape(&Path::new("/").join(&scratch), host_root) {
-            Err(e) => {
-                println!("[inside]  the escape failed: {e}");
-                1
-            }
-            Ok(report) => {
-                println!("[inside]  mkdir(\"/{scratch}\")  — a directory inside the chroot");
-                println!(
-                    "[inside]  chroot(\"/{scratch}\")  — the root moves down into it; the working directory stays above it"
-                );
-                println!(
-                    "[inside]  chdir(\"..\") x {}  — nothing stops the walk until \".\" is its own parent",
-                    report.steps_up
-                );
-                println!("[inside]  chroot(\".\")  — make where we stand the root");
-                if !report.escaped {
-                    println!("NOT ESCAPED: \"/\" is still not the host's root");
-                    return 1;
-                }
-                println!("ESCAPED: \"/\" is now the host's real root (the same device and inode).");
-                println!("[outside] / holds: {}", report.root_entries.join(" "));
-                0
-            }
-        }
+    let builtin = Builtin::Escape {
+        scratch: scratch.clone(),
+        host_root,
+        expect_escape: true,
+    };
+    let spec = chapters::for_chapter(1, rootfs, Program::Builtin(builtin));
+    let exit = run(args, &spec, "run the escape", || {
+        println!("ch01-chroot --escape: breaking out of a chroot, from the inside");
+        println!("chroot(2) into {}", rootfs.display());
     })?;
-    let exit = child.wait()?;
     remove_escape_scratch(rootfs, &scratch)
         .with_context(|| format!("remove {}", rootfs.join(&scratch).display()))?;
-    if exit == Exit::Code(0) {
+    if exit == Exit::Code(0) && !args.container.plan {
         println!();
         println!("Why it works: chroot(2) changes which directory \"/\" means for path lookups,");
         println!("and nothing else. The working directory is not moved into the new root, a");

@@ -6,25 +6,28 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Parser;
-use nutshell::cli::{NamespaceArgs, RootfsArgs, main_with, require_root};
-use nutshell::ipc::{Found, QueueGuard, QueueNames};
+use nutshell::cli::{ContainerArgs, NamespaceArgs, main_with, print_plan, require_root};
+use nutshell::ipc::QueueGuard;
+use nutshell::ipc::QueueNames;
+use nutshell::launch::{self, HostFacts};
 use nutshell::namespaces::{self, Clocks, Namespace, read_uptime};
-use nutshell::process::{self, Exit, Isolation, Step};
-use nutshell::rootfs::{enter_chroot, mount_fresh_proc, require_shell};
-use nutshell::uts::{hostname, hostname_step};
+use nutshell::process::Exit;
+use nutshell::spec::{ContainerSpec, Namespaces, Program, chapters};
+use nutshell::uts::hostname;
+use nutshell::workloads::{Builtin, report_queues};
 
 /// Chapter 2: run a command chrooted as in chapter 1, in new UTS, IPC and time namespaces.
 ///
 /// Without a command it takes a tour: the hostname set inside while the host's stays, IPC
 /// queues made on the host invisible inside and those made inside gone with the container,
 /// and the uptime moved by `--uptime-offset` while the wall clock stays. Then try
-/// `--uptime-offset 86400 -- cat /proc/uptime`, `-- cat /proc/sysvipc/msg`, `-- date`, and
-/// `--no-namespaces` to see the same steps leak into the host.
+/// `--uptime-offset 86400 -- cat /proc/uptime`, `-- cat /proc/sysvipc/msg`, `-- date`,
+/// `--plan`, and `--no-namespaces` to see the same steps leak into the host.
 #[derive(Parser)]
 #[command(name = "ch02-namespaces")]
 struct Args {
     #[command(flatten)]
-    rootfs: RootfsArgs,
+    container: ContainerArgs,
     #[command(flatten)]
     namespaces: NamespaceArgs,
     /// Break it: the same steps without new UTS, IPC and time namespaces (the hostname is
@@ -39,20 +42,28 @@ struct Args {
 const BIN: &str = "ch02-namespaces";
 
 fn main() -> std::process::ExitCode {
-    main_with(BIN, || {
+    main_with(BIN, || -> anyhow::Result<i32> {
         let args = Args::parse();
+        // Everything is checked before anything is made: bad input leaves nothing.
         args.namespaces.validate()?;
-        require_root(
-            BIN,
-            "new namespaces need CAP_SYS_ADMIN and chroot(2) needs CAP_SYS_CHROOT",
-        )?;
-        let rootfs = args.rootfs.resolve()?;
-        require_shell(&rootfs)?;
-        let container = Container {
-            rootfs: &rootfs,
-            hostname: &args.namespaces.hostname,
-            isolation: isolation(&args.namespaces, !args.no_namespaces),
-        };
+        if !args.container.plan {
+            require_root(
+                BIN,
+                "new namespaces need CAP_SYS_ADMIN and chroot(2) needs CAP_SYS_CHROOT",
+            )?;
+        }
+        let rootfs = args.container.rootfs()?;
+        let container = Container::new(&args, &rootfs)?;
+        if args.container.plan {
+            let program = Program::Args(if args.command.is_empty() {
+                vec!["hostname".into()]
+            } else {
+                args.command.clone()
+            });
+            print_plan(&container.plan(program)?.0)?;
+            return Ok(0);
+        }
+        args.container.prepare_rootfs(&rootfs, true)?;
         if args.no_namespaces {
             stand_in_for_the_host()?;
             println!(
@@ -75,7 +86,8 @@ fn main() -> std::process::ExitCode {
         println!("(A new mount namespace is used only to mount a fresh /proc inside: chapter 4");
         println!("explains mount namespaces.)");
         if !args.command.is_empty() {
-            let exit = container.run(&args.command)?;
+            println!("\n$ {}", args.command.join(" "));
+            let exit = container.run(Program::Args(args.command.clone()))?;
             if let Exit::Signal(_) = exit {
                 eprintln!("{BIN}: {} {exit}", args.command.join(" "));
             }
@@ -106,66 +118,54 @@ fn main() -> std::process::ExitCode {
     })
 }
 
-// ANCHOR: isolation
-/// The namespaces of this chapter's container: new UTS, IPC and time namespaces, or none
-/// of them for the break-it demo. Both get a mount namespace, only so that the container
-/// can have a /proc of its own (chapter 4 is about mount namespaces).
-fn isolation(flags: &NamespaceArgs, new_namespaces: bool) -> Isolation {
-    if !new_namespaces {
-        return Isolation {
-            namespaces: vec![Namespace::Mount],
-            time_offsets: None,
+/// This chapter's container, once for each program the tour runs in it.
+struct Container {
+    spec: ContainerSpec,
+    id: Option<String>,
+    facts: HostFacts,
+    new_namespaces: bool,
+}
+
+impl Container {
+    // ANCHOR: spec
+    /// Chapter 2's spec, with the hostname and clock offset the flags ask for; or, for
+    /// the break-it demo, the same without new UTS, IPC and time namespaces (the mount
+    /// namespace stays, for a /proc of the container's own).
+    fn new(args: &Args, rootfs: &Path) -> anyhow::Result<Container> {
+        let placeholder = Program::Args(vec!["true".into()]);
+        let mut spec = chapters::for_chapter(2, rootfs, placeholder);
+        if args.no_namespaces {
+            spec.namespaces = Namespaces::new_for(&[Namespace::Mount]);
+            spec.hostname = None;
+            spec.time_offsets = None;
+        } else {
+            args.namespaces.apply(&mut spec)?;
+        }
+        Ok(Container {
+            spec,
+            id: args.container.name.clone(),
+            facts: HostFacts::detect(),
+            new_namespaces: !args.no_namespaces,
+        })
+    }
+    // ANCHOR_END: spec
+
+    /// The plan for running `program`, and its spec.
+    fn plan(&self, program: Program) -> anyhow::Result<(launch::LaunchPlan, ContainerSpec)> {
+        let mut spec = self.spec.clone();
+        spec.process.program = program;
+        let id = match &self.id {
+            Some(name) => launch::ContainerId::parse(name)?,
+            None => launch::ContainerId::random(),
         };
-    }
-    Isolation {
-        namespaces: vec![Namespace::Uts, Namespace::Ipc, Namespace::Mount],
-        // Not a clone flag: the parent makes the time namespace and writes its offsets
-        // before the child is cloned into it. See namespaces::new_time_namespace_for_children.
-        time_offsets: Some(flags.time_offsets()),
-    }
-}
-// ANCHOR_END: isolation
-
-/// Everything needed to start this chapter's container.
-struct Container<'a> {
-    rootfs: &'a Path,
-    hostname: &'a str,
-    isolation: Isolation,
-}
-
-impl Container<'_> {
-    // ANCHOR: steps
-    /// What the child does between clone and exec, in order: the fresh /proc is mounted
-    /// through a host path, so before the chroot; the hostname is set in the (new) UTS
-    /// namespace; then chapter 1's chroot.
-    fn steps(&self) -> Vec<Step<'_>> {
-        let proc_dir = self.rootfs.join("proc");
-        vec![
-            Step::new(
-                format!("mount a fresh /proc on {}", proc_dir.display()),
-                || mount_fresh_proc(self.rootfs),
-            ),
-            hostname_step(self.hostname),
-            Step::new(format!("chroot into {}", self.rootfs.display()), || {
-                enter_chroot(self.rootfs)
-            }),
-        ]
-    }
-    // ANCHOR_END: steps
-
-    /// Print the command like a shell transcript, run it in the container, and wait.
-    fn run(&self, command: &[String]) -> anyhow::Result<Exit> {
-        println!("\n$ {}", command.join(" "));
-        let child = process::spawn(&self.isolation, self.steps(), command)
-            .with_context(|| format!("run `{}`", command.join(" ")))?;
-        Ok(child.wait()?)
+        Ok((launch::plan(&id, &spec, &self.facts)?, spec))
     }
 
-    /// Run `body` in the container instead of a command, and wait.
-    fn run_fn(&self, what: &str, body: impl FnOnce() -> i32) -> anyhow::Result<Exit> {
-        let child = process::spawn_fn(&self.isolation, self.steps(), body)
-            .with_context(|| format!("start the container to {what}"))?;
-        Ok(child.wait()?)
+    /// Run `program` in the container, to the end.
+    fn run(&self, program: Program) -> anyhow::Result<Exit> {
+        let what = format!("run {program}");
+        let (plan, spec) = self.plan(program)?;
+        launch::run_to_end(plan, &spec, &self.facts).context(what)
     }
 }
 
@@ -180,12 +180,19 @@ fn stand_in_for_the_host() -> anyhow::Result<()> {
 // ANCHOR_END: stand_in_for_the_host
 
 // ANCHOR: uts_tour
-/// The hostname on the host, in the container, and on the host again.
+/// The hostname on the host, in the container, and on the host again. Without a UTS
+/// namespace of its own the container has no hostname to be given, so it sets one itself.
 fn uts_tour(container: &Container) -> anyhow::Result<Exit> {
     println!("\n== UTS namespace: the hostname ==");
     let before = hostname();
     println!("[host]    hostname: {before}");
-    let exit = container.run(&["hostname".to_string()])?;
+    let command = if container.new_namespaces {
+        "hostname"
+    } else {
+        "hostname nutshell; hostname"
+    };
+    println!("\n$ {command}");
+    let exit = container.run(Program::shell(command))?;
     let after = hostname();
     if after == before {
         println!("[host]    hostname: {after}  (unchanged)");
@@ -207,24 +214,16 @@ fn ipc_tour(container: &Container) -> anyhow::Result<Exit> {
     let inside = QueueGuard::new(QueueNames::unique(pid, 1));
     host.names().create().context("make the host's queues")?;
     println!("[host]    made {}", host.names());
-
-    let (host_names, inside_names) = (host.names().clone(), inside.names().clone());
-    let exit = container.run_fn("look up IPC objects", move || {
-        if report("[inside]", &host_names).is_none() {
-            return 1;
-        }
-        if let Err(err) = inside_names.create() {
-            println!("[inside]  {err}");
-            return 1;
-        }
-        println!("[inside]  made {inside_names}");
-        report("[inside]", &inside_names).map_or(1, |_| 0)
-    })?;
+    let look = Builtin::Queues {
+        host: host.names().clone(),
+        inside: inside.names().clone(),
+    };
+    let exit = container.run(Program::Builtin(look))?;
     if exit != Exit::Code(0) {
         return Ok(exit);
     }
     println!("[host]    the container has exited");
-    let left = report("[host]", inside.names()).context("look up the container's queues")?;
+    let left = report_queues("[host]", inside.names()).context("look up the container's queues")?;
     if left.sysv_id.is_some() || left.posix {
         println!("[host]    the container's queues outlived it, in the host's IPC namespace");
     } else {
@@ -235,25 +234,6 @@ fn ipc_tour(container: &Container) -> anyhow::Result<Exit> {
     println!("[host]    removed the queues this run made");
     Ok(Exit::Code(0))
 }
-
-/// Look `names` up and print what was found, each line prefixed with `who`.
-fn report(who: &str, names: &QueueNames) -> Option<Found> {
-    let found = match names.lookup() {
-        Ok(found) => found,
-        Err(err) => {
-            println!("{who:9} {err}");
-            return None;
-        }
-    };
-    let seen = |yes: bool| if yes { "found" } else { "not found" };
-    println!(
-        "{who:9} System V key {:#010x}: {}",
-        names.sysv_key,
-        seen(found.sysv_id.is_some())
-    );
-    println!("{who:9} POSIX {}: {}", names.posix_name, seen(found.posix));
-    Some(found)
-}
 // ANCHOR_END: ipc_tour
 
 // ANCHOR: time_tour
@@ -263,31 +243,6 @@ fn time_tour(container: &Container) -> anyhow::Result<Exit> {
     let host_uptime = read_uptime(Path::new("/proc")).context("read the host's /proc/uptime")?;
     println!("[host]    /proc/uptime: up {host_uptime:.2} s");
     let host = Clocks::now().context("read the host's clocks")?;
-    container.run_fn("read its clocks", move || {
-        // The container's own /proc, mounted by the first step.
-        match read_uptime(Path::new("/proc")) {
-            Ok(uptime) => println!("[inside]  /proc/uptime: up {uptime:.2} s"),
-            Err(err) => println!("[inside]  read /proc/uptime: {err}"),
-        }
-        let Ok(inside) = Clocks::now() else {
-            return 1;
-        };
-        // Whole seconds: the few milliseconds between the two readings are not the point.
-        let shift = |inside: f64, host: f64| format!("{:+.0} s", inside - host);
-        println!("[inside]  clock            container - host");
-        println!(
-            "[inside]  CLOCK_MONOTONIC  {}",
-            shift(inside.monotonic, host.monotonic)
-        );
-        println!(
-            "[inside]  CLOCK_BOOTTIME   {}  (what /proc/uptime shows)",
-            shift(inside.boottime, host.boottime)
-        );
-        println!(
-            "[inside]  CLOCK_REALTIME   {}  (the wall clock, what `date` shows: never moved)",
-            shift(inside.realtime, host.realtime)
-        );
-        0
-    })
+    container.run(Program::Builtin(Builtin::Clocks { host }))
 }
 // ANCHOR_END: time_tour

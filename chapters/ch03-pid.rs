@@ -3,30 +3,28 @@
 //! The book walks through this file: book/src/ch03-pid.md.
 
 use std::io::Write;
-use std::path::Path;
 
 use anyhow::Context;
 use clap::Parser;
 use nix::unistd::Pid;
-use nutshell::cli::{NamespaceArgs, RootfsArgs, main_with, require_root, shell_line};
+use nutshell::cli::{ContainerArgs, NamespaceArgs, main_with, require_root, shell_line};
 use nutshell::init;
-use nutshell::namespaces::Namespace;
-use nutshell::process::{self, Child, Command, Exit, Step};
-use nutshell::rootfs::{enter_chroot, mount_dev_with_null, mount_fresh_proc, require_shell};
-use nutshell::uts::hostname_step;
+use nutshell::launch::{self};
+use nutshell::process::Exit;
+use nutshell::spec::{Program, chapters};
 
 /// Chapter 3: run a command as the only process tree of a new PID namespace.
 ///
 /// The container's PID 1 is nutshell's init: it starts the command as PID 2, passes on
 /// the signals you send, reaps every zombie and exits with the command's status. Without
 /// a command it takes a short tour: `echo $$` and `ps` inside. Then try `--orphans` and
-/// `--orphans --no-init` (look for STAT Z), and `-- sleep 60` with `kill -TERM PID` from
-/// another terminal (PID as printed), with and without `--no-init`.
+/// `--orphans --no-init` (look for STAT Z), `-- sleep 60` with `kill -TERM PID` from
+/// another terminal (PID as printed), with and without `--no-init`, and `--plan`.
 #[derive(Parser)]
 #[command(name = "ch03-pid")]
 struct Args {
     #[command(flatten)]
-    rootfs: RootfsArgs,
+    container: ContainerArgs,
     #[command(flatten)]
     namespaces: NamespaceArgs,
     /// No init: the command itself is PID 1 (orphans stay zombies, SIGTERM is ignored)
@@ -53,16 +51,35 @@ const TOUR: [&str; 3] = [
 /// has replaced itself with `sleep 1`, a program that never waits for anyone.
 const ORPHANS: &str = "(sleep 0.1 &); (sleep 0.5; ps -o pid,ppid,stat,comm) & exec sleep 1";
 
+const BIN: &str = "ch03-pid";
+
 fn main() -> std::process::ExitCode {
-    main_with("ch03-pid", || {
+    main_with(BIN, || -> anyhow::Result<i32> {
         let args = Args::parse();
-        require_root(
-            "ch03-pid",
-            "clone(2) with CLONE_NEWPID and the other new namespaces needs CAP_SYS_ADMIN",
-        )?;
+        // Everything is checked before anything is made: bad input leaves nothing.
         args.namespaces.validate()?;
-        let rootfs = args.rootfs.resolve()?;
-        require_shell(&rootfs)?;
+        if !args.container.plan {
+            require_root(
+                BIN,
+                "clone(2) with CLONE_NEWPID and the other new namespaces needs CAP_SYS_ADMIN",
+            )?;
+        }
+        let rootfs = args.container.rootfs()?;
+        let argv: Vec<String> = if args.orphans {
+            vec!["sh".into(), "-c".into(), ORPHANS.into()]
+        } else if args.command.is_empty() {
+            vec!["sh".into(), "-c".into(), tour_script()]
+        } else {
+            args.command.clone()
+        };
+        // ANCHOR: spec
+        let mut spec = chapters::for_chapter(3, &rootfs, Program::Args(argv.clone()));
+        args.namespaces.apply(&mut spec)?;
+        spec.process.init = !args.no_init;
+        // ANCHOR_END: spec
+        let Some((plan, facts)) = args.container.plan_or_print(&spec, &rootfs, true)? else {
+            return Ok(0);
+        };
 
         println!("ch03-pid: a new PID namespace in {}", rootfs.display());
         if args.no_init {
@@ -70,15 +87,8 @@ fn main() -> std::process::ExitCode {
         } else {
             println!("PID 1 is nutshell's init; the command runs as its child, PID 2.");
         }
-        let argv: Vec<String> = if args.orphans {
-            explain_orphans(args.no_init);
-            vec!["sh".into(), "-c".into(), ORPHANS.into()]
-        } else if args.command.is_empty() {
-            vec!["sh".into(), "-c".into(), tour_script()]
-        } else {
-            args.command.clone()
-        };
         if args.orphans {
+            explain_orphans(args.no_init);
             println!("\n$ sh -c '{ORPHANS}'");
         } else if !args.command.is_empty() {
             println!("\n$ {}", shell_line(&args.command));
@@ -87,17 +97,25 @@ fn main() -> std::process::ExitCode {
         // Before the clone, so that no signal sent to this process from here on kills it
         // and orphans the container: each waits, pending, to be forwarded.
         init::block_handled_signals().context("block the signals to forward")?;
-        let child = start_container(&rootfs, &args.namespaces, args.no_init, &argv)?;
-        let host_pid = child.pid();
+        let mut container = launch::create(plan, &spec, &facts)?;
+        let host_pid = container
+            .pid()
+            .context("the container has no first process")?;
         let nspid = nspid_line(host_pid);
-        // One write: the container already shares this stderr.
+        // One write: the container shares this stderr.
         let line = format!(
             "ch03-pid: the container's PID 1 is pid {host_pid} on the host; try `kill -TERM {host_pid}` from another terminal\n"
         );
         std::io::stderr()
             .write_all(line.as_bytes())
             .context("write to stderr")?;
-        let exit = init::wait_forwarding_signals(child).context("wait for the container")?;
+        container
+            .start()
+            .with_context(|| format!("run `{}`", argv.join(" ")))?;
+        let exit = container
+            .wait_forwarding_signals()
+            .context("wait for the container")?;
+        container.remove()?;
 
         if args.command.is_empty() && !args.orphans {
             println!();
@@ -113,54 +131,6 @@ fn main() -> std::process::ExitCode {
         Ok(exit.code())
     })
 }
-
-// ANCHOR: start_container
-/// Clone the container's first process into new UTS, IPC, time, mount and PID
-/// namespaces; it mounts a /proc for its PID namespace, sets the hostname, enters the
-/// root, and then becomes the init (or, with `no_init`, the command itself).
-fn start_container(
-    rootfs: &Path,
-    namespaces: &NamespaceArgs,
-    no_init: bool,
-    argv: &[String],
-) -> anyhow::Result<Child> {
-    let isolation = namespaces.isolation(&[
-        Namespace::Uts,
-        Namespace::Ipc,
-        Namespace::Mount,
-        Namespace::Pid,
-    ]);
-    let mut steps = vec![
-        // Before the chroot: the mount points are named by their host paths. The /proc
-        // step also makes every mount private, so neither mount reaches the host.
-        Step::new(
-            format!("mount a fresh /proc on {}/proc", rootfs.display()),
-            || mount_fresh_proc(rootfs),
-        ),
-        Step::new(
-            format!("mount a /dev with null on {}/dev", rootfs.display()),
-            || mount_dev_with_null(rootfs),
-        ),
-        hostname_step(&namespaces.hostname),
-        Step::new(format!("chroot into {}", rootfs.display()), || {
-            enter_chroot(rootfs)
-        }),
-    ];
-    let run = || format!("run `{}`", argv.join(" "));
-    if no_init {
-        // The child inherited our blocked signals; a command must start without them.
-        steps.push(Step::new(
-            "unblock the signals",
-            init::unblock_handled_signals,
-        ));
-        return process::spawn(&isolation, steps, argv).with_context(run);
-    }
-    // The init keeps the blocked signals it inherited: one sent to it before its loop
-    // starts waits, pending, instead of being dropped.
-    let command = Command::new(argv).with_context(run)?;
-    process::spawn_fn(&isolation, steps, || init::run_as_init(&command)).with_context(run)
-}
-// ANCHOR_END: start_container
 
 /// The tour as one shell script that echoes each command before running it.
 fn tour_script() -> String {

@@ -1,46 +1,155 @@
-//! What every chapter binary shares: the `--rootfs` flag, the default image behind it,
-//! and how errors are printed.
+//! What every chapter binary shares: its flags as clap types and their conversion into a
+//! [`ContainerSpec`], and how output and errors are printed. Nothing here makes anything:
+//! a binary turns flags into a spec, and [`crate::launch`] does the rest.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::Args;
 
-use crate::cgroups::{self, Cgroup, CpuQuota, Resources};
-use crate::image::{ImageStore, Source};
-use crate::namespaces::{Namespace, TimeOffsets};
-use crate::process::Isolation;
-use crate::rootfs::resolve_rootfs;
-use crate::userns::{self, Caller, IdMap, MappingPlan};
-use crate::uts::{DEFAULT_HOSTNAME, validate_hostname};
+use crate::cgroups::{self, DEFAULT_PERIOD_US, MIN_QUOTA_US, Resources};
+use crate::image::{ImageError, ImageStore, Source};
+use crate::launch::{ContainerId, HostFacts, InvalidId, LaunchPlan};
+use crate::namespaces::TimeOffsets;
+use crate::rootfs::{RootfsError, resolve_rootfs};
+use crate::spec::{CgroupSpec, ContainerSpec};
+use crate::userns::{IdMap, UsernsError};
+use crate::uts::DEFAULT_HOSTNAME;
 
-/// The root filesystem flag, flattened into every chapter's arguments.
+/// Errors in what the user asked for, before any container is planned.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The rootfs cannot be used.
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    /// The default image cannot be built or opened.
+    #[error("prepare the default image: {0}")]
+    Image(#[from] ImageError),
+    /// The hostname would be refused by resolvers.
+    #[error(transparent)]
+    Hostname(#[from] crate::uts::HostnameError),
+    /// A flag's value breaks a rule.
+    #[error("{flag} {value}{rule}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+        /// The rule it broke, and what to do, from just after the value: ` is negative:
+        /// ...` or `: must ...`.
+        rule: String,
+    },
+    /// An id map flag is malformed or inconsistent.
+    #[error(transparent)]
+    Userns(#[from] UsernsError),
+    /// `--name` is not a valid container id.
+    #[error(transparent)]
+    Name(#[from] InvalidId),
+    /// A CPU limit is out of range.
+    #[error(transparent)]
+    Cpu(#[from] cgroups::CpuError),
+    /// A memory size cannot be read.
+    #[error(transparent)]
+    Settings(#[from] cgroups::SettingsError),
+    /// A normal user asked for limits.
+    #[error(
+        "--cpus, --memory and --pids-limit need a cgroup, and {}",
+        crate::launch::NO_ROOTLESS_CGROUP
+    )]
+    RootlessLimits,
+    /// The container cannot be planned.
+    #[error(transparent)]
+    Plan(#[from] crate::launch::PlanError),
+    /// The plan could not be printed.
+    #[error("print the plan: {0}")]
+    Print(#[source] std::io::Error),
+    /// The binary needs root.
+    #[error(
+        "{binary} needs root: {why}; run it as root, e.g. `sudo -E env PATH=\"$PATH\" cargo run --bin {binary}`"
+    )]
+    NeedsRoot {
+        /// The binary.
+        binary: String,
+        /// What root is needed for.
+        why: String,
+    },
+}
+
+/// The flags of every chapter's container: its root, its name, and `--plan`.
 #[derive(Debug, Clone, Args)]
-pub struct RootfsArgs {
+pub struct ContainerArgs {
     /// Root filesystem to run in [default: the default image, built on first use]
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
+    /// The container's name, which names its state, cgroup and directories [default: random]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Print the launch plan — every step nutshell and the container take — and exit
+    #[arg(long)]
+    pub plan: bool,
 }
 
-impl RootfsArgs {
-    /// The absolute rootfs to use: the one given, or the default image, built (and said
-    /// so on stderr) if this is its first use.
-    pub fn resolve(&self) -> anyhow::Result<PathBuf> {
-        if let Some(dir) = &self.rootfs {
-            return Ok(resolve_rootfs(dir)?);
+impl ContainerArgs {
+    /// The absolute rootfs to use: the one given, or the default image's, which need not
+    /// be built yet: a container is planned, and bad input refused, before anything is
+    /// made, the default image included (see [`ContainerArgs::prepare_rootfs`]).
+    pub fn rootfs(&self) -> Result<PathBuf, CliError> {
+        match &self.rootfs {
+            Some(dir) => Ok(resolve_rootfs(dir)?),
+            None => Ok(ImageStore::new(&crate::store::data_dir())
+                .default_image_dir()
+                .join("rootfs")),
         }
-        let store = ImageStore::new(&crate::store::data_dir());
-        let (image, built) = store
-            .ensure_default(Source::Auto, Path::new("/"))
-            .context("prepare the default image")?;
-        if built {
-            eprintln!(
-                "built the default image ({}) in {}",
-                image.manifest.source,
-                image.rootfs.display()
-            );
+    }
+
+    // ANCHOR: plan_or_print
+    /// Plan `spec`, whose root is `rootfs`, for this machine. With `--plan`, print the
+    /// plan and return `None`: nothing is made, not even the default image. Otherwise make
+    /// the rootfs ready and return the plan with the facts to carry it out with.
+    pub fn plan_or_print(
+        &self,
+        spec: &ContainerSpec,
+        rootfs: &Path,
+        needs_shell: bool,
+    ) -> Result<Option<(LaunchPlan, HostFacts)>, CliError> {
+        let facts = HostFacts::detect();
+        let plan = crate::launch::plan(&self.id()?, spec, &facts)?;
+        if self.plan {
+            print_plan(&plan).map_err(CliError::Print)?;
+            return Ok(None);
         }
-        Ok(image.rootfs)
+        self.prepare_rootfs(rootfs, needs_shell)?;
+        Ok(Some((plan, facts)))
+    }
+    // ANCHOR_END: plan_or_print
+
+    /// Make the rootfs ready to run: build the default image if this is its first use
+    /// (and say so on stderr), and, for a chapter whose tour runs `sh`, check that the
+    /// root has one.
+    pub fn prepare_rootfs(&self, rootfs: &Path, needs_shell: bool) -> Result<(), CliError> {
+        if self.rootfs.is_none() {
+            let store = ImageStore::new(&crate::store::data_dir());
+            let (image, built) = store.ensure_default(Source::Auto, Path::new("/"))?;
+            if built {
+                eprintln!(
+                    "built the default image ({}) in {}",
+                    image.manifest.source,
+                    image.rootfs.display()
+                );
+            }
+        }
+        if needs_shell {
+            crate::rootfs::require_shell(rootfs)?;
+        }
+        Ok(())
+    }
+
+    /// The container's id: the name given, or a random one.
+    pub fn id(&self) -> Result<ContainerId, CliError> {
+        match &self.name {
+            Some(name) => Ok(ContainerId::parse(name)?),
+            None => Ok(ContainerId::random()),
+        }
     }
 }
 
@@ -61,30 +170,26 @@ pub struct NamespaceArgs {
 }
 
 impl NamespaceArgs {
-    /// Check the values before anything is created, so bad input leaves nothing behind.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        validate_hostname(&self.hostname)?;
+    /// Check the values, before anything is made: bad input leaves nothing behind.
+    pub fn validate(&self) -> Result<(), CliError> {
+        crate::uts::validate_hostname(&self.hostname)?;
         if self.uptime_offset < 0 {
-            anyhow::bail!(
-                "--uptime-offset {} is negative: a container's uptime can only be moved forward (0 or more seconds)",
-                self.uptime_offset
-            );
+            return Err(CliError::Flag {
+                flag: "--uptime-offset",
+                value: self.uptime_offset.to_string(),
+                rule: " is negative: a container's uptime can only be moved forward (0 or more seconds)".to_string(),
+            });
         }
         Ok(())
     }
 
-    /// The time namespace offsets the flags ask for.
-    pub fn time_offsets(&self) -> TimeOffsets {
-        TimeOffsets::uptime(self.uptime_offset)
-    }
-
-    /// A container cloned into `namespaces`, plus a time namespace with the offsets the
-    /// flags ask for (made by the parent before the clone: see [`Isolation`]).
-    pub fn isolation(&self, namespaces: &[Namespace]) -> Isolation {
-        Isolation {
-            namespaces: namespaces.to_vec(),
-            time_offsets: Some(self.time_offsets()),
-        }
+    /// Put the hostname and the clock offsets into `spec` (which has a UTS and a time
+    /// namespace of its own).
+    pub fn apply(&self, spec: &mut ContainerSpec) -> Result<(), CliError> {
+        self.validate()?;
+        spec.hostname = Some(self.hostname.clone());
+        spec.time_offsets = Some(TimeOffsets::uptime(self.uptime_offset));
+        Ok(())
     }
 }
 
@@ -101,15 +206,11 @@ pub struct UserArgs {
     pub gid_map: Vec<String>,
 }
 
-/// Where newuidmap and newgidmap are looked for: distributions install them in /usr/bin.
-pub const ID_MAP_HELPER_DIRS: &[&str] = &["/usr/bin", "/usr/sbin", "/bin", "/sbin"];
-
 impl UserArgs {
-    /// The id maps for this process to write for its container, from the flags,
-    /// `/etc/subuid`, `/etc/subgid` and the helpers installed; checked before anything is
-    /// created.
-    pub fn plan(&self) -> anyhow::Result<MappingPlan> {
-        let parse = |flag, values: &[String]| -> anyhow::Result<Vec<IdMap>> {
+    /// The uid and gid maps asked for, checked; none: the planner picks the caller's
+    /// default.
+    pub fn maps(&self) -> Result<(Vec<IdMap>, Vec<IdMap>), CliError> {
+        let parse = |flag, values: &[String]| -> Result<Vec<IdMap>, CliError> {
             Ok(values
                 .iter()
                 .map(|v| IdMap::parse(flag, v))
@@ -118,37 +219,52 @@ impl UserArgs {
         let uids = parse("--uid-map", &self.uid_map)?;
         let gids = parse("--gid-map", &self.gid_map)?;
         if uids.is_empty() && !gids.is_empty() {
-            anyhow::bail!("--gid-map needs --uid-map too: give both, or neither for the default");
+            return Err(CliError::Flag {
+                flag: "--gid-map",
+                value: self.gid_map.join(" "),
+                rule: ": needs --uid-map too: give both, or neither for the default".to_string(),
+            });
         }
-        let caller = Caller::current();
-        // Root's containers take their ids from the nutshell entry; a user's, from theirs.
-        let subids = |file: &'static str| -> anyhow::Result<Vec<userns::SubIdRange>> {
-            let text = std::fs::read_to_string(file).unwrap_or_default();
-            Ok(if caller.privileged {
-                userns::root_ranges(file, &text)?
-            } else {
-                userns::parse_subid(&text, caller.user.as_deref(), caller.uid)
-            })
-        };
-        let dirs: Vec<&Path> = ID_MAP_HELPER_DIRS.iter().map(Path::new).collect();
-        Ok(userns::plan_mapping(
-            &caller,
-            &uids,
-            &gids,
-            &subids("/etc/subuid")?,
-            &subids("/etc/subgid")?,
-            userns::find_helpers(&dirs),
-        )?)
+        Ok((uids, gids))
+    }
+
+    /// Check the maps, before anything is made.
+    pub fn validate(&self) -> Result<(), CliError> {
+        self.maps().map(drop)
+    }
+
+    /// Put the maps asked for into `spec`.
+    pub fn apply(&self, spec: &mut ContainerSpec) -> Result<(), CliError> {
+        (spec.uid_maps, spec.gid_maps) = self.maps()?;
+        Ok(())
     }
 }
 
-/// The cgroup limits of chapter 5, flattened into every chapter from 6 on (chapter 5
-/// itself has the full set, and the demos).
+/// The cgroup limits of chapter 5, flattened into every chapter from 5 on.
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
     /// CPUs the container may use, as in Docker: 0.5 = 50 ms of every 100 ms
     #[arg(long, value_name = "CPUS", allow_negative_numbers = true)]
     pub cpus: Option<f64>,
+    /// CPU time the container may use per period, in microseconds (instead of --cpus)
+    #[arg(
+        long,
+        value_name = "US",
+        allow_negative_numbers = true,
+        conflicts_with = "cpus"
+    )]
+    pub cpu_quota: Option<i64>,
+    /// The period of --cpu-quota, in microseconds, 1000 to 1000000 [default: 100000]
+    #[arg(
+        long,
+        value_name = "US",
+        allow_negative_numbers = true,
+        conflicts_with = "cpus"
+    )]
+    pub cpu_period: Option<i64>,
+    /// Relative CPU weight under contention, in v1 shares (2 to 262144, default 1024)
+    #[arg(long, value_name = "SHARES", allow_negative_numbers = true)]
+    pub cpu_shares: Option<i64>,
     /// Memory limit, e.g. 64M (k, m, g are binary multiples); no swap beyond it
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
@@ -160,89 +276,116 @@ pub struct LimitArgs {
 impl LimitArgs {
     /// Whether any limit was asked for.
     pub fn any(&self) -> bool {
-        self.cpus.is_some() || self.memory.is_some() || self.pids_limit.is_some()
+        self.cpus.is_some()
+            || self.cpu_quota.is_some()
+            || self.cpu_period.is_some()
+            || self.cpu_shares.is_some()
+            || self.memory.is_some()
+            || self.pids_limit.is_some()
     }
 
-    /// `--cpus` as a CFS quota, checked against the CPUs this machine has.
-    pub fn cpu_quota(&self) -> anyhow::Result<Option<CpuQuota>> {
-        Ok(self
-            .cpus
-            .map(|cpus| cgroups::quota_from_cpus(cpus, cgroups::online_cpus()))
-            .transpose()?)
-    }
-
-    /// `--memory` in bytes.
-    pub fn memory_bytes(&self) -> anyhow::Result<Option<u64>> {
-        Ok(self
-            .memory
-            .as_deref()
-            .map(cgroups::parse_size)
-            .transpose()?)
-    }
-
-    /// `--pids-limit`, refused when negative.
-    pub fn pids_max(&self) -> anyhow::Result<Option<u64>> {
-        non_negative("--pids-limit", self.pids_limit)
-    }
-
+    // ANCHOR: resources
     /// The limits, checked against what the kernel accepts and this machine has.
-    pub fn resources(&self) -> anyhow::Result<Resources> {
-        Ok(Resources {
-            cpu_quota: self.cpu_quota()?,
-            memory_bytes: self.memory_bytes()?,
-            pids_max: self.pids_max()?,
+    pub fn resources(&self) -> Result<Resources, CliError> {
+        let online = cgroups::online_cpus();
+        let quota = non_negative("--cpu-quota", self.cpu_quota)?;
+        let period = non_negative("--cpu-period", self.cpu_period)?;
+        let cpu_quota = match (self.cpus, quota, period) {
+            (Some(cpus), _, _) => Some(cgroups::quota_from_cpus(cpus, online)?),
+            (None, Some(quota), period) => {
+                let quota = cgroups::quota_from_parts(quota, period.unwrap_or(DEFAULT_PERIOD_US))?;
+                if quota.cpus() > online as f64 {
+                    return Err(CliError::Flag {
+                        flag: "--cpu-quota",
+                        value: quota.quota_us.to_string(),
+                        rule: format!(
+                            " per --cpu-period {} is {:.2} CPUs: this machine has {online}",
+                            quota.period_us,
+                            quota.cpus()
+                        ),
+                    });
+                }
+                Some(quota)
+            }
+            (None, None, Some(period)) => {
+                cgroups::quota_from_parts(MIN_QUOTA_US, period)?;
+                return Err(CliError::Flag {
+                    flag: "--cpu-period",
+                    value: period.to_string(),
+                    rule: " needs --cpu-quota: a period alone limits nothing".to_string(),
+                });
+            }
+            (None, None, None) => None,
+        };
+        let resources = Resources {
+            cpu_quota,
+            cpu_shares: non_negative("--cpu-shares", self.cpu_shares)?
+                .map(cgroups::validate_shares)
+                .transpose()?,
+            memory_bytes: self
+                .memory
+                .as_deref()
+                .map(cgroups::parse_size)
+                .transpose()?,
+            pids_max: non_negative("--pids-limit", self.pids_limit)?,
             ..Resources::default()
-        })
-    }
-
-    /// Check the limits, and that this process may have them, before anything is
-    /// created: a normal user gets an error when limits were asked for, since creating
-    /// cgroups needs root, or a cgroup v2 subtree delegated to the user, which these
-    /// chapters do not use.
-    pub fn check(&self, privileged: bool) -> anyhow::Result<Resources> {
-        let resources = self.resources()?;
-        if !privileged && self.any() {
-            anyhow::bail!(
-                "--cpus, --memory and --pids-limit need a cgroup, and {NO_ROOTLESS_CGROUP}"
-            );
-        }
+        };
+        resources.validate()?;
         Ok(resources)
     }
+    // ANCHOR_END: resources
 
-    /// The container's cgroup, `<mount>/nutshell/<name>`, with the limits applied, for
-    /// root. A normal user gets `None` and the reason, to print (see [`LimitArgs::check`]).
-    pub fn cgroup(
-        &self,
-        name: &str,
-        privileged: bool,
-    ) -> anyhow::Result<(Option<Cgroup>, Option<String>)> {
-        let resources = self.check(privileged)?;
-        if !privileged {
-            return Ok((None, Some(NO_ROOTLESS_CGROUP.to_string())));
+    /// The limit flags as given, as they were typed: ` --cpus 0.5 --memory 64M`.
+    pub fn describe(&self) -> String {
+        [
+            ("--cpus", self.cpus.map(|c| c.to_string())),
+            ("--cpu-quota", self.cpu_quota.map(|q| q.to_string())),
+            ("--cpu-period", self.cpu_period.map(|p| p.to_string())),
+            ("--cpu-shares", self.cpu_shares.map(|s| s.to_string())),
+            ("--memory", self.memory.clone()),
+            ("--pids-limit", self.pids_limit.map(|p| p.to_string())),
+        ]
+        .into_iter()
+        .filter_map(|(flag, value)| value.map(|v| format!(" {flag} {v}")))
+        .collect()
+    }
+
+    /// Check the limits, and that this caller may have them, before anything is made.
+    pub fn validate(&self, privileged: bool) -> Result<(), CliError> {
+        self.resources()?;
+        if !privileged && self.any() {
+            return Err(CliError::RootlessLimits);
         }
-        let layout =
-            cgroups::detect_host(Path::new("/proc")).context("detect the cgroup layout")?;
-        let settings = cgroups::plan(&resources, &layout, cgroups::swap_accounting(&layout))?;
-        let path = format!("{}/{name}", cgroups::PARENT);
-        let cgroup = Cgroup::create(&layout, &path, &cgroups::standard_controllers(&layout))?;
-        cgroup.apply(&settings)?;
-        Ok((Some(cgroup), None))
+        Ok(())
+    }
+
+    /// A cgroup with these limits for `spec`, for root (`privileged`): root's containers
+    /// from chapter 5 on have one that counts, limits or not. A normal user who asks for
+    /// limits gets an error: nutshell makes no cgroups for one.
+    pub fn apply(&self, spec: &mut ContainerSpec, privileged: bool) -> Result<(), CliError> {
+        self.validate(privileged)?;
+        if privileged {
+            spec.cgroup = Some(CgroupSpec {
+                path: None,
+                resources: self.resources()?,
+            });
+        }
+        Ok(())
     }
 }
 
 /// A flag that takes a count or a size: a negative one is an error, not "unlimited".
-pub fn non_negative(flag: &str, value: Option<i64>) -> anyhow::Result<Option<u64>> {
+pub fn non_negative(flag: &'static str, value: Option<i64>) -> Result<Option<u64>, CliError> {
     value
         .map(|v| {
-            u64::try_from(v).map_err(|_| {
-                anyhow::anyhow!("{flag} {v}: must not be negative; leave the flag out for no limit")
+            u64::try_from(v).map_err(|_| CliError::Flag {
+                flag,
+                value: v.to_string(),
+                rule: ": must not be negative; leave the flag out for no limit".to_string(),
             })
         })
         .transpose()
 }
-
-/// Why a rootless container gets no cgroup.
-const NO_ROOTLESS_CGROUP: &str = "a normal user can make cgroups only in a cgroup v2 subtree delegated to it (systemd does that for user sessions on pure v2 machines); rootless, this container runs in no cgroup of its own, with no limits";
 
 /// A command line as a shell would need it typed: an argument with spaces or other
 /// special characters is single-quoted, so `sh -c 'id; ls'` reads back as it was given.
@@ -278,45 +421,84 @@ pub fn transcript(commands: &[&str]) -> String {
 }
 
 /// Stop with a clear message unless running as root, saying what root is needed for.
-pub fn require_root(binary: &str, why: &str) -> anyhow::Result<()> {
+pub fn require_root(binary: &str, why: &str) -> Result<(), CliError> {
     if nix::unistd::geteuid().is_root() {
         return Ok(());
     }
-    anyhow::bail!(
-        "{binary} needs root: {why}; run it as root, e.g. `sudo -E env PATH=\"$PATH\" cargo run --bin {binary}`"
-    )
+    Err(CliError::NeedsRoot {
+        binary: binary.to_string(),
+        why: why.to_string(),
+    })
+}
+
+/// Print `plan` on stdout. A reader who pipes it into `head` has seen what they wanted:
+/// a closed pipe is not an error.
+pub fn print_plan(plan: &LaunchPlan) -> std::io::Result<()> {
+    match std::io::stdout().write_all(plan.to_string().as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// An error and its causes on one line, each cause once even when a message already
 /// quotes its source.
-pub fn one_line(err: &anyhow::Error) -> String {
+pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
     let mut line = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(err) = cause {
+        let text = err.to_string();
         if !line.contains(&text) {
             if !line.is_empty() {
                 line.push_str(": ");
             }
             line.push_str(&text);
         }
+        cause = err.source();
     }
     line
 }
 
-/// The `main` of a chapter binary: run `body`, print an error as one line prefixed with
-/// the binary's name, and exit with the status `body` chose (1 on error).
-pub fn main_with(
-    binary: &str,
-    body: impl FnOnce() -> anyhow::Result<i32>,
-) -> std::process::ExitCode {
+/// 1, or what a [`crate::launch::LaunchError`] in the chain asks for (127 for a
+/// container program that was not found).
+fn exit_status(err: &(dyn std::error::Error + 'static)) -> u8 {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(err) = cause {
+        if let Some(status) = err
+            .downcast_ref::<crate::launch::LaunchError>()
+            .and_then(crate::launch::LaunchError::exit_status)
+        {
+            return status;
+        }
+        cause = err.source();
+    }
+    1
+}
+
+// ANCHOR: main_with
+/// The `main` of every nutshell binary: if this process is a container's first process
+/// re-executed as `nutshell-init` (see [`crate::launch`]), be that; otherwise run `body`,
+/// print an error as one line prefixed with the binary's name, and exit with the status
+/// `body` chose (1 on error).
+pub fn main_with<E>(binary: &str, body: impl FnOnce() -> Result<i32, E>) -> std::process::ExitCode
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if std::env::args_os()
+        .next()
+        .is_some_and(|argv0| argv0 == crate::launch::INIT_ARGV0)
+    {
+        crate::launch::init_main();
+    }
     match body() {
         Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(err) => {
-            eprintln!("{binary}: error: {}", one_line(&err));
-            std::process::ExitCode::from(1)
+            let err: Box<dyn std::error::Error + Send + Sync> = err.into();
+            eprintln!("{binary}: error: {}", one_line(err.as_ref()));
+            std::process::ExitCode::from(exit_status(err.as_ref()))
         }
     }
 }
+// ANCHOR_END: main_with
 
 #[cfg(test)]
 mod tests {
@@ -329,9 +511,19 @@ mod tests {
         }
     }
 
+    fn spec() -> ContainerSpec {
+        crate::spec::chapters::for_chapter(
+            2,
+            Path::new("/rootfs"),
+            crate::spec::Program::Args(vec!["true".into()]),
+        )
+    }
+
     #[test]
     fn a_negative_uptime_offset_is_refused() {
-        let err = namespace_args("box", -5).validate().expect_err("negative");
+        let err = namespace_args("box", -5)
+            .apply(&mut spec())
+            .expect_err("negative");
         assert!(
             err.to_string()
                 .starts_with("--uptime-offset -5 is negative"),
@@ -340,9 +532,14 @@ mod tests {
     }
 
     #[test]
-    fn an_invalid_hostname_is_refused() {
-        assert!(namespace_args("bad_name", 0).validate().is_err());
-        assert!(namespace_args("good-name", 3600).validate().is_ok());
+    fn an_invalid_hostname_is_refused_and_a_valid_one_lands_in_the_spec() {
+        assert!(namespace_args("bad_name", 0).apply(&mut spec()).is_err());
+        let mut spec = spec();
+        namespace_args("good-name", 3600)
+            .apply(&mut spec)
+            .expect("valid");
+        assert_eq!(spec.hostname.as_deref(), Some("good-name"));
+        assert_eq!(spec.time_offsets, Some(TimeOffsets::uptime(3600)));
     }
 
     #[test]
@@ -365,14 +562,13 @@ mod tests {
     #[test]
     fn one_line_does_not_repeat_a_quoted_source() {
         let io = std::io::Error::from_raw_os_error(2);
-        let err = anyhow::Error::new(crate::rootfs::RootfsError::Unusable {
+        let err = CliError::Rootfs(RootfsError::Unusable {
             path: "/x".into(),
             source: io,
-        })
-        .context("start");
+        });
         assert_eq!(
             one_line(&err),
-            "start: rootfs /x cannot be used: No such file or directory (os error 2)"
+            "rootfs /x cannot be used: No such file or directory (os error 2)"
         );
     }
 }

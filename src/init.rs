@@ -25,9 +25,9 @@
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
+use nix::unistd::Pid;
 
-use crate::process::{Child, Command, Exit};
+use crate::process::Exit;
 
 /// The signals a user sends to a container that the init passes on to the command.
 pub const FORWARDED_SIGNALS: [Signal; 7] = [
@@ -89,55 +89,23 @@ pub fn unblock_handled_signals() -> Result<(), Errno> {
     handled_signals().thread_unblock()
 }
 
-// ANCHOR: run_as_init
-/// Run as the container's PID 1: start `command` as a child, forward the signals a user
-/// sends to it, reap every zombie, and return the status to exit with (the command's exit
-/// code, or 128+N if signal N killed it).
-pub fn run_as_init(command: &Command) -> i32 {
+// ANCHOR: become_init
+/// Become the container's init: name this process for `ps`, and block the signals the
+/// init waits for, before it forks the program, so that not even the program's SIGCHLD
+/// can come too early.
+pub fn become_init() -> Result<(), Errno> {
     if let Ok(name) = std::ffi::CString::new(INIT_NAME) {
         // Only cosmetic: what `ps` shows as PID 1's command.
         let _ = nix::sys::prctl::set_name(&name);
     }
-    // Block before forking, so that not even the command's SIGCHLD can come too early.
-    if let Err(errno) = block_handled_signals() {
-        say(&format!("block signals: {errno}"));
-        return 1;
-    }
-    // SAFETY: the init is single-threaded (it is the cloned child of a chapter binary).
-    let main = match unsafe { fork() } {
-        Ok(ForkResult::Parent { child }) => child,
-        Ok(ForkResult::Child) => exec_command(command),
-        Err(errno) => {
-            say(&format!("fork: {errno}"));
-            return 1;
-        }
-    };
-    match supervise(main) {
-        Ok(exit) => exit.code(),
-        Err(err) => {
-            say(&err.to_string());
-            // Returning makes PID 1 exit, and the kernel then kills the whole namespace.
-            1
-        }
-    }
+    block_handled_signals().map(drop)
 }
-// ANCHOR_END: run_as_init
-
-/// In the init's child: give the command ordinary signals back, then become it.
-fn exec_command(command: &Command) -> ! {
-    // A blocked signal stays blocked across execve: the command must not inherit the
-    // init's mask. (Command::exec itself puts SIGPIPE back to its default.)
-    let _ = unblock_handled_signals();
-    let errno = command.exec();
-    say(&format!("exec {}: {}", command.program(), errno.desc()));
-    // SAFETY: ends only this child; like a shell, 127 means the command was not run.
-    unsafe { libc::_exit(127) }
-}
+// ANCHOR_END: become_init
 
 // ANCHOR: supervise
 /// The init's loop: wait for a signal; on SIGCHLD reap, on anything else pass it to
 /// `main`. Ends when `main` has ended, with how it ended.
-fn supervise(main: Pid) -> Result<Exit, InitError> {
+pub fn supervise(main: Pid) -> Result<Exit, InitError> {
     let signals = handled_signals();
     loop {
         // Reap first and on every wakeup: SIGCHLD is not queued, so one delivery can
@@ -154,15 +122,6 @@ fn supervise(main: Pid) -> Result<Exit, InitError> {
     }
 }
 // ANCHOR_END: supervise
-
-/// Print one line on stderr, prefixed with the init's name, in a single write: the
-/// container's processes share that stderr, and a line written in pieces can be split
-/// by another process's output.
-fn say(message: &str) {
-    use std::io::Write;
-    let line = format!("{INIT_NAME}: {message}\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-}
 
 /// Pass `signal` on to `pid`. It may have just ended and not been reaped yet: then there
 /// is no one left to tell, and that is fine.
@@ -205,8 +164,7 @@ pub fn exit_of(status: WaitStatus) -> Option<Exit> {
 /// chapter binary reaches the container. Block them with [`block_handled_signals`]
 /// before starting the child, or one that comes in between kills this process; the mask
 /// found on entry is restored before returning.
-pub fn wait_forwarding_signals(child: Child) -> Result<Exit, InitError> {
-    let pid = child.pid();
+pub fn wait_forwarding_signals(pid: Pid) -> Result<Exit, InitError> {
     let previous = block_handled_signals().map_err(InitError::BlockSignals)?;
     let result = (|| {
         let signals = handled_signals();
@@ -236,6 +194,7 @@ pub fn wait_forwarding_signals(child: Child) -> Result<Exit, InitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::unistd::{ForkResult, fork};
 
     #[test]
     fn a_command_killed_by_a_signal_exits_with_128_plus_its_number() {

@@ -68,7 +68,7 @@ pub enum IpcError {
 /// How a System V message queue and a POSIX message queue are found: by a key, and by a
 /// name. Nothing else is needed to reach them — which is why a namespace is needed to hide
 /// them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueueNames {
     /// The System V key, passed to msgget(2).
     pub sysv_key: libc::key_t,

@@ -1,10 +1,14 @@
-//! `nutshell`: the runtime the chapters build. For now: `doctor` and the default image.
+//! `nutshell`: the runtime the chapters build. For now: `doctor`, the default image, a
+//! container from a spec file, and `cleanup`.
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
-use nutshell::cli::main_with;
+use nutshell::cli::{main_with, print_plan};
 use nutshell::image::{ImageStore, Source};
+use nutshell::launch::{self, ContainerId, HostFacts};
+use nutshell::spec::ContainerSpec;
 
 /// Containers in a nutshell: a container runtime built one kernel feature at a time.
 #[derive(Parser)]
@@ -21,6 +25,21 @@ enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Run the container a spec file describes (a ContainerSpec as JSON), in the
+    /// foreground, and remove it when it ends.
+    RunSpec {
+        /// The spec file.
+        spec: PathBuf,
+        /// The container's name [default: random]
+        #[arg(long)]
+        name: Option<String>,
+        /// Print the launch plan and exit
+        #[arg(long)]
+        plan: bool,
+    },
+    /// Remove what containers whose nutshell was killed left behind: their processes,
+    /// cgroups, directories and state. Running containers are not touched.
+    Cleanup,
 }
 
 #[derive(Subcommand)]
@@ -39,7 +58,7 @@ enum ImageCommand {
 }
 
 fn main() -> std::process::ExitCode {
-    main_with("nutshell", || {
+    main_with("nutshell", || -> anyhow::Result<i32> {
         let cli = Cli::parse();
         let data_dir: PathBuf = nutshell::store::data_dir();
         match cli.command {
@@ -68,6 +87,34 @@ fn main() -> std::process::ExitCode {
                     "{}",
                     ImageStore::new(&data_dir).default_image_dir().display()
                 );
+            }
+            Command::RunSpec { spec, name, plan } => {
+                let text = std::fs::read_to_string(&spec)
+                    .with_context(|| format!("read {}", spec.display()))?;
+                let parsed: ContainerSpec = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a container spec", spec.display()))?;
+                let id = match name {
+                    Some(name) => ContainerId::parse(&name)?,
+                    None => ContainerId::random(),
+                };
+                let facts = HostFacts::detect();
+                let launch_plan = launch::plan(&id, &parsed, &facts)?;
+                if plan {
+                    print_plan(&launch_plan)?;
+                    return Ok(0);
+                }
+                let exit = launch::run_to_end(launch_plan, &parsed, &facts)?;
+                return Ok(exit.code());
+            }
+            Command::Cleanup => {
+                let facts = HostFacts::detect();
+                let removed = launch::sweep_stale(&facts.state_root, &facts)?;
+                if removed.is_empty() {
+                    println!("nothing to clean up in {}", facts.state_root.display());
+                }
+                for line in removed {
+                    println!("removed {line}");
+                }
             }
         }
         Ok(0)

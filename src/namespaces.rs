@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 
 /// A kind of namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Namespace {
     /// Mount points (chapter 4).
     Mount,
@@ -138,7 +141,7 @@ pub fn unshare(namespaces: &[Namespace]) -> Result<(), NamespaceError> {
 }
 
 /// How far the clocks of a new time namespace are moved forward, in whole seconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TimeOffsets {
     /// Added to CLOCK_MONOTONIC.
     pub monotonic_secs: i64,
@@ -213,7 +216,7 @@ pub fn enter_new_time_namespace(offsets: TimeOffsets) -> Result<(), Errno> {
 
 /// The three clocks a time namespace is about, read one after the other: two it can move
 /// and one it cannot. See clock_gettime(2).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Clocks {
     /// CLOCK_REALTIME, the wall clock: never offset by a time namespace.
     pub realtime: f64,

@@ -142,7 +142,7 @@ pub fn mount_dev_with_null(rootfs: &Path) -> Result<(), Errno> {
 }
 
 /// A directory's identity, which survives any renaming of paths: its device and inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DirId {
     /// st_dev
     pub dev: u64,

@@ -1,14 +1,23 @@
-//! Where nutshell keeps what it writes: one data directory for images.
+//! Where nutshell keeps what it writes: a data directory for images and containers'
+//! directories, a state directory for what is running.
 //!
-//! Root uses `/var/lib/nutshell`; a normal user `$XDG_DATA_HOME/nutshell` (by default
-//! `~/.local/share/nutshell`); `NUTSHELL_DATA` overrides both, which is how the tests keep
-//! every image they build in a temporary directory. Nothing else is written anywhere, and
-//! `just clean` removes all of it. Chapter 1 introduces this module for the default image.
+//! Data: root uses `/var/lib/nutshell`; a normal user `$XDG_DATA_HOME/nutshell` (by
+//! default `~/.local/share/nutshell`); `NUTSHELL_DATA` overrides both, which is how the
+//! tests keep every image they build in a temporary directory.
+//!
+//! State: one directory per container, `<state>/<id>/`, holding its `state.json` and its
+//! lock. Root uses `/run/nutshell`, a tmpfs that a reboot empties, as the containers it
+//! describes are gone then too; a normal user `$XDG_RUNTIME_DIR/nutshell`, or
+//! `<data>/run` without one; `NUTSHELL_ROOT` overrides both (runc's `--root`).
+//!
+//! Nothing else is written anywhere, and `just clean` removes all of it. Chapter 1
+//! introduces this module for the default image.
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -33,6 +42,32 @@ pub fn data_dir_for(euid: u32, env: impl Fn(&str) -> Option<OsString>) -> PathBu
         Some(home) => home.join(".local/share/nutshell"),
         None => PathBuf::from("/var/lib/nutshell"),
     }
+}
+
+/// The environment variable that overrides the state directory.
+pub const STATE_ENV: &str = "NUTSHELL_ROOT";
+
+/// The state directory for a process with effective uid `euid` and data directory
+/// `data`, given a way to read environment variables.
+pub fn state_dir_for(euid: u32, data: &Path, env: impl Fn(&str) -> Option<OsString>) -> PathBuf {
+    let set = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = set(STATE_ENV) {
+        return dir;
+    }
+    if euid == 0 {
+        return PathBuf::from("/run/nutshell");
+    }
+    match set("XDG_RUNTIME_DIR") {
+        Some(runtime) => runtime.join("nutshell"),
+        None => data.join("run"),
+    }
+}
+
+/// The state directory of this process.
+pub fn state_dir() -> PathBuf {
+    state_dir_for(nix::unistd::geteuid().as_raw(), &data_dir(), |name| {
+        std::env::var_os(name)
+    })
 }
 
 /// The data directory of this process.
@@ -83,6 +118,58 @@ impl FileLock {
         Self::acquire(path, Duration::ZERO)
     }
 
+    /// Take the lock on the existing file `path` if no one holds it; `Ok(None)` at once
+    /// if someone does. Unlike [`FileLock::try_acquire`], a missing file is `NotFound`,
+    /// not made: a lock file appears only already locked (see [`FileLock::create_locked`]).
+    pub fn try_acquire_existing(path: &Path) -> io::Result<Option<FileLock>> {
+        let file = File::options().write(true).open(path)?;
+        // SAFETY: flock on an fd this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(Some(FileLock { file }));
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => Ok(None),
+            _ => Err(err),
+        }
+    }
+
+    // ANCHOR: create_locked
+    /// Make the file `path` with this lock already held: so that no one else can take
+    /// it in between, it is made nameless (O_TMPFILE), locked, and only then linked to
+    /// its name.
+    pub fn create_locked(path: &Path) -> io::Result<FileLock> {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .open(dir)?;
+        // SAFETY: flock on an fd this function owns; nothing else can have it.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let from = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+        let to = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+        // SAFETY: linkat of our nameless file, through its /proc/self/fd magic link,
+        // to a NUL-terminated path.
+        let linked = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if linked != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(FileLock { file })
+    }
+    // ANCHOR_END: create_locked
+
     /// The locked file.
     pub fn file(&self) -> &File {
         &self.file
@@ -128,6 +215,28 @@ mod tests {
     }
 
     #[test]
+    fn state_lives_in_run_for_root_and_in_the_runtime_dir_for_a_user() {
+        let data = Path::new("/home/ada/.local/share/nutshell");
+        assert_eq!(
+            state_dir_for(0, data, env(&[])),
+            PathBuf::from("/run/nutshell")
+        );
+        assert_eq!(
+            state_dir_for(1000, data, env(&[("XDG_RUNTIME_DIR", "/run/user/1000")])),
+            PathBuf::from("/run/user/1000/nutshell")
+        );
+        assert_eq!(state_dir_for(1000, data, env(&[])), data.join("run"));
+        let vars = [
+            ("NUTSHELL_ROOT", "/tmp/s"),
+            ("XDG_RUNTIME_DIR", "/run/user/1000"),
+        ];
+        assert_eq!(
+            state_dir_for(1000, data, env(&vars)),
+            PathBuf::from("/tmp/s")
+        );
+    }
+
+    #[test]
     fn a_held_lock_is_refused_until_it_is_dropped() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("lock");
@@ -143,6 +252,30 @@ mod tests {
         assert!(waited.elapsed() >= Duration::from_millis(100));
         drop(held);
         assert!(FileLock::try_acquire(&path).expect("lock").is_some());
+    }
+
+    #[test]
+    fn a_lock_file_appears_only_already_locked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("lock");
+        assert_eq!(
+            FileLock::try_acquire_existing(&path)
+                .expect_err("no file")
+                .kind(),
+            io::ErrorKind::NotFound
+        );
+        let held = FileLock::create_locked(&path).expect("create");
+        assert!(
+            FileLock::try_acquire_existing(&path)
+                .expect("try")
+                .is_none()
+        );
+        drop(held);
+        assert!(
+            FileLock::try_acquire_existing(&path)
+                .expect("try")
+                .is_some()
+        );
     }
 
     #[test]

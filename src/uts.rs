@@ -9,8 +9,6 @@
 
 use nix::errno::Errno;
 
-use crate::process::Step;
-
 /// The longest hostname the kernel accepts (`HOST_NAME_MAX`).
 pub const HOST_NAME_MAX: usize = 64;
 
@@ -67,13 +65,6 @@ pub fn set_hostname(name: &str) -> Result<(), Errno> {
     nix::unistd::sethostname(name)
 }
 // ANCHOR_END: set_hostname
-
-/// The container's step that sets its hostname (in its new UTS namespace).
-pub fn hostname_step(name: &str) -> Step<'_> {
-    Step::new(format!("set the hostname to {name}"), move || {
-        set_hostname(name)
-    })
-}
 
 /// The hostname of the calling process's UTS namespace.
 pub fn hostname() -> String {

@@ -186,7 +186,8 @@ fn a_command_missing_from_the_rootfs_is_named() {
         .args(["--", "no-such-program"])
         .output()
         .expect("run");
-    assert_eq!(output.status.code(), Some(1));
+    // 127, as a shell says of a command it cannot find.
+    assert_eq!(output.status.code(), Some(127));
     let err = stderr(&output);
     let errors: Vec<&str> = err
         .lines()
@@ -195,7 +196,7 @@ fn a_command_missing_from_the_rootfs_is_named() {
     assert_eq!(
         errors,
         [
-            "ch01-chroot: error: run `no-such-program`: exec no-such-program failed in the container process: ENOENT: No such file or directory"
+            "ch01-chroot: error: run `no-such-program`: exec no-such-program failed in the container process: ENOENT: No such file or directory (no such program in the container (looked up in its PATH), or its ELF interpreter is missing from the image)"
         ]
     );
 }

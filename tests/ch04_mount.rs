@@ -19,7 +19,7 @@ use common::{
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use nutshell::mounts::{MASKED_PATHS, MountPlan, READONLY_PATHS, tty_gid};
+use nutshell::mounts::{MASKED_PATHS, READONLY_PATHS};
 
 const CH04: &str = env!("CARGO_BIN_EXE_ch04-mount");
 
@@ -150,15 +150,31 @@ fn the_plan_reads_like_a_checklist() {
     let rootfs = tempfile::tempdir().expect("temp rootfs");
     fs::create_dir(rootfs.path().join("etc")).expect("mkdir etc");
     fs::write(rootfs.path().join("etc/group"), "root:x:0:\ntty:x:5:\n").expect("group");
-    let plan = MountPlan::for_rootfs(rootfs.path(), tty_gid(rootfs.path()));
+    fs::create_dir(rootfs.path().join("bin")).expect("mkdir bin");
+    std::os::unix::fs::symlink("busybox", rootfs.path().join("bin/sh")).expect("sh");
+    let data = data_dir();
+    // --plan makes nothing: the state directory named is only printed.
+    let output = binary(CH04, data.path())
+        .env("NUTSHELL_ROOT", "/run/nutshell")
+        .args(["--plan", "--name", "plan", "--rootfs"])
+        .arg(rootfs.path())
+        .output()
+        .expect("run ch04-mount --plan");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    // Every step of the typed plan, the mounts among them.
+    assert!(text.contains("pivot_root into"), "{text}");
+    assert!(text.contains("set no_new_privs"), "{text}");
     let mut settings = insta::Settings::clone_current();
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
-    settings.add_filter(
-        &regex::escape(&rootfs.path().display().to_string()),
-        "[ROOTFS]",
+    let canonical = fs::canonicalize(rootfs.path()).expect("canonical");
+    settings.add_filter(&regex::escape(&canonical.display().to_string()), "[ROOTFS]");
+    settings.bind(|| insta::assert_snapshot!("ch04_plan", text));
+    assert!(
+        !Path::new("/run/nutshell/plan").exists(),
+        "--plan made a state dir"
     );
-    settings.bind(|| insta::assert_snapshot!("ch04_plan", plan.to_string()));
 }
 
 #[test]
@@ -225,15 +241,19 @@ fn the_escape_ends_at_the_containers_own_root() {
 fn a_mount_made_inside_is_invisible_on_the_host() {
     require_root();
     let data = data_dir();
-    let source = format!("nutshell-inside-{}", std::process::id());
+    // The mqueue filesystem at /dev/mqueue, which the container's plan mounted: it sees
+    // it, and the host has no mount under the rootfs while the container runs.
     let running = Running::start(
         data.path(),
-        &format!("mount -t tmpfs {source} /tmp && grep -c {source} /proc/self/mountinfo && read x"),
+        "grep -c ' /dev/mqueue ' /proc/self/mountinfo && read x",
     );
-    // The container has mounted it and sees it: one line.
     running.wait_for("1");
-    let host = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    assert!(!host.contains(&source), "the host sees {source}:\n{host}");
+    let rootfs = rootfs_in(data.path());
+    assert_eq!(
+        mounts_under(&rootfs),
+        Vec::<String>::new(),
+        "the host sees the container's mounts"
+    );
     running.finish();
     assert_no_mounts_left(data.path());
 }
@@ -353,8 +373,8 @@ fn dev_has_exactly_the_expected_nodes() {
     assert_eq!(
         dev,
         [
-            "core", "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin",
-            "stdout", "tty", "urandom", "zero"
+            "core", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr",
+            "stdin", "stdout", "tty", "urandom", "zero"
         ]
     );
     // A new devpts instance: its own ptmx, no terminal of the host's.
@@ -393,10 +413,12 @@ fn a_rootfs_without_a_shell_is_refused_before_anything_is_mounted() {
 fn a_failing_mount_is_named_in_one_line() {
     require_root();
     let data = data_dir();
-    // A shell but no /proc to mount on.
-    let rootfs = data.path().join("no-proc");
+    // A shell, and a file where /proc should be a directory. (A missing /proc would be
+    // made, inside the root, as runc makes a missing mount point.)
+    let rootfs = data.path().join("proc-is-a-file");
     fs::create_dir_all(rootfs.join("bin")).expect("mkdir");
     std::os::unix::fs::symlink("/bin/busybox", rootfs.join("bin/sh")).expect("symlink");
+    fs::write(rootfs.join("proc"), "").expect("a file for /proc");
     let output = binary(CH04, data.path())
         .arg("--rootfs")
         .arg(&rootfs)
@@ -407,7 +429,7 @@ fn a_failing_mount_is_named_in_one_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.contains(&format!(
-            "mount proc on {}/proc (nosuid,nodev,noexec) failed in the container process: ENOENT",
+            "mount proc on {}/proc (nosuid,nodev,noexec) failed in the container process: ENOTDIR",
             rootfs.display()
         )),
         "{err}"

@@ -13,7 +13,7 @@ use std::process::Output;
 use std::sync::Mutex;
 
 use common::{
-    assert_help_mentions, assert_no_cgroup_left, data_dir, require_root, run_with_pid,
+    assert_help_mentions, assert_no_cgroup_left, data_dir, require_root, run_named,
     snapshot_settings, stderr, stderr_as_nobody, stdout,
 };
 use nutshell::cgroups::{CgroupVersion, detect_host};
@@ -25,10 +25,10 @@ const CH05: &str = env!("CARGO_BIN_EXE_ch05-cgroups");
 /// so the tests that measure CPU take turns.
 static MEASURING: Mutex<()> = Mutex::new(());
 
-/// Run the binary with `args` to the end; return its output and its pid (the cgroup is
-/// named `nutshell-<pid>`).
-fn run(data: &Path, args: &[&str]) -> (Output, u32) {
-    run_with_pid(CH05, data, args)
+/// Run the binary with `args` and a name of its own to the end; return its output and
+/// the name (its cgroup's too).
+fn run(data: &Path, args: &[&str]) -> (Output, String) {
+    run_named(CH05, data, "ch05", args)
 }
 
 /// The first capture groups of `pattern` in `text`, as numbers.
@@ -48,7 +48,6 @@ fn numbers(text: &str, pattern: &str) -> Vec<f64> {
 /// The snapshot settings of this chapter: pids, and the measured numbers as placeholders.
 fn settings(data: &Path) -> insta::Settings {
     let mut settings = snapshot_settings(data);
-    settings.add_filter(r"nutshell-\d+", "nutshell-[PID]");
     settings.add_filter(r"measured over \d+\.\d+ s", "measured over [WALL] s");
     settings.add_filter(
         r"measured   \d+\.\d+ CPU: \d+\.\d+ s of CPU time \(([^)]*)\) in \d+\.\d+ s; \d+\.\d+x",
@@ -148,7 +147,7 @@ fn half_a_cpu_for_two_busy_threads_measures_half_a_cpu_throttled() {
         assert!(line.ends_with(":/"), "not the namespace's root: {line}");
     }
     assert_snapshot_for_layout(data.path(), "ch05_tour", &text);
-    assert_no_cgroup_left(pid);
+    assert_no_cgroup_left(&pid);
 }
 
 #[test]
@@ -174,7 +173,7 @@ fn without_limits_busy_threads_are_never_throttled() {
         measured > 0.6,
         "only {measured} CPU without a limit:\n{text}"
     );
-    assert_no_cgroup_left(pid);
+    assert_no_cgroup_left(&pid);
 }
 
 #[test]
@@ -188,7 +187,7 @@ fn allocating_past_the_memory_limit_ends_in_an_oom_kill() {
     let kills = numbers(&text, r"oom_kill: (\d+)")[0];
     assert!(kills >= 1.0, "no OOM kill counted:\n{text}");
     assert_snapshot_for_layout(data.path(), "ch05_oom", &text);
-    assert_no_cgroup_left(pid);
+    assert_no_cgroup_left(&pid);
 }
 
 #[test]
@@ -205,7 +204,7 @@ fn a_fork_bomb_stops_at_the_pids_limit_and_the_host_still_forks() {
     assert!(refused >= 1.0, "no fork refused:\n{text}");
     assert!(text.contains("the host started a process: yes"), "{text}");
     assert_snapshot_for_layout(data.path(), "ch05_fork_bomb", &text);
-    assert_no_cgroup_left(pid);
+    assert_no_cgroup_left(&pid);
 }
 
 #[test]
@@ -214,14 +213,15 @@ fn inside_the_cgroup_namespace_the_container_is_the_root() {
     require_root();
     let data = data_dir();
     let layout = detect_host(Path::new("/proc")).expect("detect the cgroup layout");
-    // A cgroupfs of the pids hierarchy, mounted inside: v1 by name, or the cgroup2 tree.
-    let mount = match layout.mount_for("pids").map(|m| m.version) {
-        Some(CgroupVersion::V1) => "mount -t cgroup -o pids cgroup /sys/fs/cgroup",
-        _ => "mount -t cgroup2 cgroup2 /sys/fs/cgroup",
+    // The container's view of its cgroup, which the plan mounts read-only at
+    // /sys/fs/cgroup: the pids hierarchy under its own name on v1, the one tree on v2.
+    let pids = match layout.mount_for("pids").map(|m| m.version) {
+        Some(CgroupVersion::V1) => "/sys/fs/cgroup/pids",
+        _ => "/sys/fs/cgroup",
     };
     let script = format!(
-        "cat /proc/self/cgroup; {mount} && echo pids.max=$(cat /sys/fs/cgroup/pids.max) && \
-         echo dirs=$(find /sys/fs/cgroup -mindepth 1 -type d | wc -l)"
+        "cat /proc/self/cgroup; echo pids.max=$(cat {pids}/pids.max) && \
+         echo dirs=$(find {pids} -mindepth 1 -type d | wc -l)"
     );
     let (output, pid) = run(
         data.path(),
@@ -245,7 +245,7 @@ fn inside_the_cgroup_namespace_the_container_is_the_root() {
         text.contains("dirs=0"),
         "the mounted cgroupfs shows cgroups beyond the container's:\n{text}"
     );
-    assert_no_cgroup_left(pid);
+    assert_no_cgroup_left(&pid);
 }
 
 #[test]
@@ -298,6 +298,6 @@ fn bad_limits_are_refused_before_anything_is_created() {
             "{args:?} printed: {}",
             stdout(&output)
         );
-        assert_no_cgroup_left(pid);
+        assert_no_cgroup_left(&pid);
     }
 }

@@ -13,21 +13,20 @@ use std::process::Output;
 
 use common::{
     assert_help_mentions, assert_missing_rootfs_refused, assert_no_cgroup_left, data_dir,
-    data_dir_for_nobody, require_root, run_as_nobody, run_with_pid, snapshot_settings, stderr,
-    stdout,
+    data_dir_for_nobody, require_root, run_as_nobody, run_named, snapshot_settings, stderr, stdout,
 };
 
 const CH06: &str = env!("CARGO_BIN_EXE_ch06-user");
 
-/// Run the binary as root with `args`; return its output and its pid.
-fn run(data: &Path, args: &[&str]) -> (Output, u32) {
-    run_with_pid(CH06, data, args)
+/// Run the binary with `args` and a name of its own to the end; return its output and
+/// the name (its cgroup's too).
+fn run(data: &Path, args: &[&str]) -> (Output, String) {
+    run_named(CH06, data, "ch06", args)
 }
 
 /// The snapshot settings of this chapter: pids and namespace inode numbers vary.
 fn settings(data: &Path) -> insta::Settings {
     let mut settings = snapshot_settings(data);
-    settings.add_filter(r"nutshell-\d+", "nutshell-[PID]");
     settings.add_filter(r"user:\[\d+\]", "user:[INODE]");
     settings
 }
@@ -71,7 +70,7 @@ fn root_inside_is_the_nutshell_range_outside() {
     assert!(text.contains("\n$ id\nuid=0(root) gid=0(root)\n"), "{text}");
     assert!(
         text.contains(
-            "[host]      uid=2000000000 gid=2000000000 groups=(none) effective capabilities: 41"
+            "[host]      uid=2000000000 gid=2000000000 groups=(none) effective capabilities: 14 (00000000a80425fb)"
         ),
         "{text}"
     );
@@ -80,7 +79,7 @@ fn root_inside_is_the_nutshell_range_outside() {
         text.contains("65534:65534 -rw-r--r-- /etc/passwd"),
         "{text}"
     );
-    assert_no_cgroup_left(pid);
+    assert_no_cgroup_left(&pid);
     settings(data.path()).bind(|| insta::assert_snapshot!("ch06_tour", text));
 }
 
@@ -136,7 +135,7 @@ fn root_may_choose_the_host_range() {
             .any(|l| l.starts_with("0::/") || l.ends_with(":/")),
         "{text}"
     );
-    assert_no_cgroup_left(pid);
+    assert_no_cgroup_left(&pid);
 }
 
 #[test]
@@ -391,7 +390,7 @@ fn a_rootfs_the_containers_root_cannot_reach_is_refused_up_front() {
             outer.path().display()
         )
     );
-    assert_no_cgroup_left(pid);
+    assert_no_cgroup_left(&pid);
 }
 
 #[test]

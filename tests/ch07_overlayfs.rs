@@ -13,8 +13,8 @@ use std::path::Path;
 use std::process::Output;
 
 use common::{
-    assert_help_mentions, assert_missing_rootfs_refused, data_dir, require_root, snapshot_settings,
-    stderr, stdout,
+    assert_help_mentions, assert_missing_rootfs_refused, assert_nothing_left, data_dir,
+    require_root, snapshot_settings, stderr, stdout,
 };
 
 const CH07: &str = env!("CARGO_BIN_EXE_ch07-overlayfs");
@@ -33,21 +33,6 @@ fn settings(data: &Path) -> insta::Settings {
     settings.add_filter(r"\b[0-9a-f]{64}\b", "[SHA256]");
     settings.add_filter(r"\(fd \d+\)", "(fd [N])");
     settings
-}
-
-/// Nothing of this run is left: no container dir, no mount under the data dir.
-fn assert_nothing_left(data: &Path) {
-    let containers = data.join("containers");
-    let left: Vec<_> = std::fs::read_dir(&containers)
-        .map(|dir| dir.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "left behind: {left:?}");
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    assert!(
-        !mountinfo.contains(&data.display().to_string()),
-        "a mount under {} is left",
-        data.display()
-    );
 }
 
 #[test]
@@ -187,7 +172,8 @@ fn the_plan_attaches_idmapped_lowers_then_mounts_the_overlay() {
     let output = run(data.path(), &["--plan"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(text.contains(" 2. attach the idmapped copy of"), "{text}");
+    assert!(text.contains("make an idmapped copy of"), "{text}");
+    assert!(text.contains("attach idmapped tree 1 (a view of"), "{text}");
     assert!(text.contains("userxattr"), "{text}");
     assert_nothing_left(data.path());
     settings(data.path()).bind(|| insta::assert_snapshot!("ch07_plan", text));

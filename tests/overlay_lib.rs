@@ -226,10 +226,12 @@ fn the_mount_op_is_an_overlay_mount_with_the_options() {
     assert_eq!(
         op,
         MountOp::Mount {
-            fstype: "overlay",
+            fstype: "overlay".to_string(),
             target: "/c/merged".into(),
-            flags: MsFlags::empty(),
-            data: Some("lowerdir=/l,upperdir=/u,workdir=/w".into()),
+            options: nutshell::spec::MountOptions {
+                data: vec!["lowerdir=/l,upperdir=/u,workdir=/w".into()],
+                ..Default::default()
+            },
         }
     );
 }

@@ -52,7 +52,7 @@ const CREATE_ATTEMPTS: usize = 5;
 const REMOVE_ATTEMPTS: usize = 200;
 
 /// One directory of a cgroup: the part of it in one hierarchy.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CgroupDir {
     /// The hierarchy's version.
     pub version: CgroupVersion,
@@ -554,7 +554,7 @@ pub fn online_cpus() -> usize {
 
 /// A cgroup path is `nutshell/` and one or more plain names below it; returns its levels,
 /// `nutshell` first.
-fn validate_path(path: &str) -> Result<Vec<&str>, CgroupError> {
+pub fn validate_path(path: &str) -> Result<Vec<&str>, CgroupError> {
     let levels: Vec<&str> = path.split('/').collect();
     let invalid = |problem| CgroupError::InvalidName {
         name: path.to_owned(),

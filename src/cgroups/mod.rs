@@ -45,11 +45,12 @@ pub mod cgroup;
 mod cgroupfs;
 pub mod cpu;
 pub mod layout;
+pub mod report;
 pub mod settings;
 
 pub use cgroup::{
     Cgroup, CgroupDir, CgroupError, CpuStats, MemoryEvents, PARENT, PidsStats, online_cpus,
-    standard_controllers, swap_accounting,
+    standard_controllers, swap_accounting, validate_path,
 };
 pub use cpu::{
     CpuError, CpuQuota, DEFAULT_PERIOD_US, MAX_PERIOD_US, MIN_QUOTA_US, quota_from_cpus,

@@ -55,6 +55,20 @@ pub struct Resources {
     pub pids_max: Option<u64>,
 }
 
+impl Resources {
+    /// Refuse limits no container could start under, whatever the host: a memory limit
+    /// below [`MIN_MEMORY_BYTES`], a pids limit of 0.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if let Some(bytes) = self.memory_bytes.filter(|&b| b < MIN_MEMORY_BYTES) {
+            return Err(SettingsError::MemoryTooSmall { bytes });
+        }
+        if let Some(pids) = self.pids_max.filter(|&p| p == 0) {
+            return Err(SettingsError::PidsTooSmall { pids });
+        }
+        Ok(())
+    }
+}
+
 /// What a memory limit means for swap.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -176,14 +190,12 @@ pub fn plan(
                 layout: layout.layout.to_string(),
             })
     };
+    resources.validate()?;
     let mut settings = Vec::new();
     if resources.cpu_quota.is_some() || resources.cpu_shares.is_some() {
         settings.extend(cpu_settings(resources, version_of("cpu")?));
     }
     if let Some(bytes) = resources.memory_bytes {
-        if bytes < MIN_MEMORY_BYTES {
-            return Err(SettingsError::MemoryTooSmall { bytes });
-        }
         let version = version_of("memory")?;
         settings.extend(memory_settings(
             bytes,
@@ -193,9 +205,6 @@ pub fn plan(
         ));
     }
     if let Some(pids) = resources.pids_max {
-        if pids == 0 {
-            return Err(SettingsError::PidsTooSmall { pids });
-        }
         let meaning =
             format!("at most {pids} tasks (processes + threads); fork fails with EAGAIN beyond");
         settings.push(setting(

@@ -14,7 +14,8 @@
 //! escape has nowhere to go. Masked and read-only paths follow runc's default spec.
 //!
 //! Introduced in chapter 4 (ch04-mount). The work is split in two: [`MountPlan`]
-//! computes what to do as data (pure, snapshot-tested), [`apply`] does it.
+//! computes what to do as data (pure, snapshot-tested), [`Applier`] does it, resolving
+//! every path inside the root.
 //!
 //! See also [mount_namespaces(7)](https://man7.org/linux/man-pages/man7/mount_namespaces.7.html),
 //! [mount(2)](https://man7.org/linux/man-pages/man2/mount.2.html),
@@ -24,27 +25,17 @@
 
 mod apply;
 mod plan;
+mod resolve;
+mod sections;
 
 use std::path::Path;
 
-use nix::errno::Errno;
-
-pub use apply::{apply, pivot_root_into, steps};
-pub use plan::{MASKED_PATHS, MountOp, MountPlan, READONLY_PATHS, flag_names};
-
-/// Errors from applying a mount plan.
-#[derive(Debug, thiserror::Error)]
-pub enum MountError {
-    /// One operation of the plan failed.
-    #[error("{op}: {source}")]
-    Apply {
-        /// The operation, as the plan prints it.
-        op: String,
-        /// The errno.
-        #[source]
-        source: Errno,
-    },
-}
+pub use apply::{Applier, pivot_root_into};
+pub use plan::{MASKED_PATHS, MountOp, MountPlan, READONLY_PATHS};
+pub use sections::{
+    MountContext, devices_section, enter_section, mounts_section, propagation_section,
+    protect_section,
+};
 
 /// The gid of the `tty` group in `<rootfs>/etc/group`, if the image has one. A rootfs
 /// without that file or group gets none: the devpts default (the creator's gid) is right.

@@ -33,7 +33,6 @@
 mod changes;
 mod digest;
 mod options;
-mod root;
 mod scratch;
 
 use std::path::PathBuf;
@@ -45,8 +44,7 @@ pub use digest::tree_digest;
 pub use options::{
     MAX_LAYERS, MOUNT_DATA_MAX, OverlayLayers, escape_path, explain_mount_error, in_user_namespace,
 };
-pub use root::OverlayRoot;
-pub use scratch::ContainerDirs;
+pub use scratch::{ContainerDirs, remove_tree};
 
 /// Errors from building, mounting, inspecting or removing an overlay.
 #[derive(Debug, thiserror::Error)]

@@ -17,7 +17,7 @@ pub const MAX_LAYERS: usize = 500;
 pub const MOUNT_DATA_MAX: usize = 4096;
 
 /// The directories one overlay mount stacks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OverlayLayers {
     /// The read-only layers, **top first**: the leftmost lowerdir is the top layer, so a
     /// path in `lowers[0]` hides the same path in `lowers[1]`.
@@ -91,10 +91,12 @@ impl OverlayLayers {
     /// The overlay as one operation of a mount plan (see [`crate::mounts::MountPlan`]).
     pub fn mount_op(&self, target: &Path) -> Result<MountOp, OverlayError> {
         Ok(MountOp::Mount {
-            fstype: "overlay",
+            fstype: "overlay".to_string(),
             target: target.to_path_buf(),
-            flags: MsFlags::empty(),
-            data: Some(self.mount_options()?),
+            options: crate::spec::MountOptions {
+                data: vec![self.mount_options()?],
+                ..crate::spec::MountOptions::default()
+            },
         })
     }
 

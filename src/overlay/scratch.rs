@@ -104,6 +104,13 @@ impl ContainerDirs {
         })
     }
 
+    /// Hand the dirs over to whoever removes them (a container's teardown): they are
+    /// no longer removed on drop. Returns `<data>/containers/<name>`.
+    pub fn keep(mut self) -> PathBuf {
+        self.removed = true;
+        self.root.clone()
+    }
+
     /// `<data>/containers/<name>`.
     pub fn root(&self) -> &Path {
         &self.root
@@ -176,7 +183,7 @@ fn is_mount_point(dir: &Path, parent: &Path) -> bool {
 /// readable first: the kernel leaves `work/work` with mode 000, which stops even its
 /// owner, if not root, from listing it. The paths are re-read, not opened once: the
 /// container that could swap a directory for a link in between has exited.
-fn remove_tree(path: &Path) -> Result<(), OverlayError> {
+pub fn remove_tree(path: &Path) -> Result<(), OverlayError> {
     let meta = match fs::symlink_metadata(path) {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
         other => other.map_err(OverlayError::io("stat", path))?,

@@ -1,14 +1,12 @@
-//! Writing a [`MappingPlan`] for a waiting child, making the child root of its
-//! namespace, and reading a process's ids back from `/proc/PID/status`.
+//! Writing a [`MappingPlan`] for a waiting child, and reading a process's ids back from
+//! `/proc/PID/status`.
 
 use std::path::Path;
 
-use nix::errno::Errno;
-use nix::unistd::{Gid, Pid, Uid, setgroups, setresgid, setresuid};
+use nix::unistd::Pid;
 
 use super::UsernsError;
 use super::plan::{IdMap, MapWriter, MappingPlan, render_map};
-use crate::process::Step;
 
 // ANCHOR: write_id_maps
 /// Write `plan`'s maps for process `pid`, which must be waiting in its new user
@@ -42,6 +40,35 @@ pub fn write_id_maps(pid: Pid, plan: &MappingPlan, proc_dir: &Path) -> Result<()
 }
 // ANCHOR_END: write_id_maps
 
+/// How long newuidmap or newgidmap may take: they read two small files and write one.
+const HELPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Run `command` to the end with its output collected, killing it after `timeout`.
+fn output_within(
+    mut command: std::process::Command,
+    timeout: std::time::Duration,
+) -> std::io::Result<std::process::Output> {
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let deadline = std::time::Instant::now() + timeout;
+    while child.try_wait()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("did not finish within {} s", timeout.as_secs()),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.wait_with_output()
+}
+
 /// `newuidmap PID INSIDE OUTSIDE COUNT...`: the setuid helper checks each range against
 /// /etc/subuid (or /etc/subgid) and writes the map for us.
 fn run_helper(helper: &Path, pid: Pid, maps: &[IdMap]) -> Result<(), UsernsError> {
@@ -58,7 +85,7 @@ fn run_helper(helper: &Path, pid: Pid, maps: &[IdMap]) -> Result<(), UsernsError
         helper: helper.to_path_buf(),
         message,
     };
-    let output = command.output().map_err(|e| failed(e.to_string()))?;
+    let output = output_within(command, HELPER_TIMEOUT).map_err(|e| failed(e.to_string()))?;
     if output.status.success() {
         return Ok(());
     }
@@ -69,35 +96,6 @@ fn run_helper(helper: &Path, pid: Pid, maps: &[IdMap]) -> Result<(), UsernsError
     } else {
         said
     }))
-}
-
-// ANCHOR: become_root
-/// In the child, once its maps are written: become uid 0 and gid 0 of the namespace.
-///
-/// The child still has the ids it was cloned with. Where those are mapped (a normal
-/// user's own ids, mapped to 0) nothing changes; where they are not (root's, with the
-/// default map) the child is "nobody" inside until it switches. Capabilities survive the
-/// switch because the new ids are the namespace's root, and execve(2) then gives the
-/// command the full set again. setgroups(2) drops the supplementary groups inherited from
-/// the host, where the map's writer allowed it (`setgroups_allowed`).
-pub fn become_root(setgroups_allowed: bool) -> Result<(), Errno> {
-    let root_gid = Gid::from_raw(0);
-    setresgid(root_gid, root_gid, root_gid)?;
-    if setgroups_allowed {
-        setgroups(&[])?;
-    }
-    let root_uid = Uid::from_raw(0);
-    setresuid(root_uid, root_uid, root_uid)
-}
-// ANCHOR_END: become_root
-
-/// [`become_root`] as a named step for the child, with setgroups as `plan` allows.
-pub fn become_root_step(plan: &MappingPlan) -> Step<'static> {
-    let allowed = !plan.deny_setgroups;
-    Step::new(
-        "become root (uid 0, gid 0) of the user namespace",
-        move || become_root(allowed),
-    )
 }
 
 /// Check that host uid `uid` (gid `gid`) — the container's root — may walk to `path`:

@@ -15,29 +15,25 @@
 //! [open_tree(2)](https://man7.org/linux/man-pages/man2/open_tree.2.html),
 //! [move_mount(2)](https://man7.org/linux/man-pages/man2/move_mount.2.html).
 
-use std::cell::RefCell;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::errno::Errno;
 
 use super::UsernsError;
-use super::as_root::spawn_mapped;
-use super::plan::MappingPlan;
-use crate::process::{self, Gate, ParentStep};
 
 // ANCHOR: idmapped_tree
 /// A detached, idmapped copy of the mounts at and under `path`, as a file descriptor:
-/// files appear owned through `plan`'s maps. [`attach_tree`] puts it in place, in the
-/// container's own mount namespace.
+/// files appear owned through the maps of the user namespace `userns`. The container
+/// attaches it in its own mount namespace (move_mount(2)); the host's mount table never
+/// holds it.
 ///
-/// A map is borrowed from a user namespace, so a short-lived process makes one with
-/// the same maps; its namespace lives on in the mount, and the process is gone before
-/// this returns.
-pub fn idmapped_tree(path: &Path, plan: &MappingPlan) -> Result<OwnedFd, UsernsError> {
-    let userns = borrowed_user_namespace(plan)?;
+/// A map is borrowed from a user namespace, so [`crate::launch`] makes a short-lived
+/// process with the container's maps and opens its `/proc/PID/ns/user`; the namespace
+/// lives on in the mount after the process is gone.
+pub fn idmapped_tree(path: &Path, userns: BorrowedFd) -> Result<OwnedFd, UsernsError> {
     let failed = |step: &'static str| {
         move |source| UsernsError::IdmappedMount {
             path: path.to_path_buf(),
@@ -59,12 +55,10 @@ pub fn idmapped_tree(path: &Path, plan: &MappingPlan) -> Result<OwnedFd, UsernsE
     .map_err(failed("open_tree"))?;
     // SAFETY: the fd was just returned to us and is owned by nothing else.
     let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
-    let attr = libc::mount_attr {
-        attr_set: libc::MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
+    // SAFETY: mount_attr is plain integers, for which zero is a valid value.
+    let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
+    attr.attr_set = libc::MOUNT_ATTR_IDMAP;
+    attr.userns_fd = userns.as_raw_fd() as u64;
     // SAFETY: mount_setattr(2) on our fd with an empty path and a valid struct of the
     // size we pass.
     Errno::result(unsafe {
@@ -81,49 +75,3 @@ pub fn idmapped_tree(path: &Path, plan: &MappingPlan) -> Result<OwnedFd, UsernsE
     Ok(tree)
 }
 // ANCHOR_END: idmapped_tree
-
-/// A user namespace with `plan`'s maps, from a child that waits only long enough to be
-/// given them.
-fn borrowed_user_namespace(plan: &MappingPlan) -> Result<OwnedFd, UsernsError> {
-    let namespace = RefCell::new(None);
-    let (waiter, opener) = Gate::new()?.split();
-    let open_namespace = ParentStep::new("open the user namespace", |pid| {
-        let file = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
-        *namespace.borrow_mut() = Some(OwnedFd::from(file));
-        Ok::<(), std::io::Error>(())
-    });
-    let child = spawn_mapped(plan, vec![open_namespace], Vec::new(), move || {
-        waiter.wait();
-        0
-    })?;
-    // The namespace outlives the child: the open fd, and then the mount, hold it.
-    // (Opened, not dropped: the child has a copy of this end, so only a byte ends its wait.)
-    let _ = opener.open();
-    child.wait()?;
-    namespace.into_inner().ok_or_else(|| {
-        UsernsError::Process(process::ProcessError::ChildStep {
-            step: "open the user namespace".into(),
-            errno: Errno::ENOENT,
-        })
-    })
-}
-
-// ANCHOR: attach_tree
-/// Attach the detached tree `tree` at `target`, in this process's mount namespace: a
-/// step for the container, after its mounts are private.
-pub fn attach_tree(tree: RawFd, target: &Path) -> Result<(), Errno> {
-    let target = CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: move_mount(2) from our fd (empty path) to a NUL-terminated path.
-    Errno::result(unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree,
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            libc::MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    })
-    .map(drop)
-}
-// ANCHOR_END: attach_tree

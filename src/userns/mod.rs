@@ -19,8 +19,9 @@
 //! newuidmap(1) and newgidmap(1), which grant what `/etc/subuid` and `/etc/subgid` list.
 //!
 //! Introduced in chapter 6 (ch06-user). The work is split in two: [`plan_mapping`] decides
-//! which maps to write and how, as data (pure, tested anywhere); [`write_id_maps`] writes them,
-//! and [`become_root`] makes the child root of its namespace.
+//! which maps to write and how, as data (pure, tested anywhere); [`write_id_maps`] writes
+//! them, and the container's first process then becomes root of its namespace (see
+//! [`crate::launch`]).
 //!
 //! See also [user_namespaces(7)](https://man7.org/linux/man-pages/man7/user_namespaces.7.html),
 //! [capabilities(7)](https://man7.org/linux/man-pages/man7/capabilities.7.html),
@@ -28,19 +29,16 @@
 //! [subuid(5)](https://man7.org/linux/man-pages/man5/subuid.5.html).
 
 mod apply;
-mod as_root;
 mod attempts;
+mod describe;
 mod idmapped;
 mod plan;
 mod subid;
 
-pub use apply::{
-    ProcIds, become_root, become_root_step, check_searchable, describe_ids, read_status_ids,
-    write_id_maps,
-};
-pub use as_root::run_as_mapped_root;
+pub use apply::{ProcIds, check_searchable, describe_ids, read_status_ids, write_id_maps};
 pub use attempts::{Attempt, try_host_actions};
-pub use idmapped::{attach_tree, idmapped_tree};
+pub use describe::{describe_mapping, host_view};
+pub use idmapped::idmapped_tree;
 pub use plan::{
     Caller, IdMap, IdMaps, MAX_MAP_LINES, MapWriter, MappingPlan, find_helpers, plan_mapping,
     render_map,
@@ -123,9 +121,6 @@ pub enum UsernsError {
         #[source]
         source: nix::errno::Errno,
     },
-    /// Starting or waiting for the process that lends its user namespace failed.
-    #[error(transparent)]
-    Process(#[from] crate::process::ProcessError),
     /// A directory on the way to the container's root that its root may not enter.
     #[error(
         "{dir} is not searchable by the container's root (host uid {uid}, gid {gid}), which must reach {path} through it: chmod o+x {dir}, or keep images and containers somewhere others may enter (NUTSHELL_DATA)"

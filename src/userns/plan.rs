@@ -10,7 +10,7 @@ use super::subid::SubIdRange;
 
 /// One line of a uid or gid map: `count` ids from `inside` in the namespace are the
 /// host's ids from `outside`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdMap {
     /// The first id inside the namespace.
     pub inside: u32,
@@ -74,7 +74,7 @@ pub fn render_map(maps: &[IdMap]) -> String {
 }
 
 /// A container's uid map and gid map.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdMaps {
     /// The uid map.
     pub uids: Vec<IdMap>,
@@ -148,7 +148,7 @@ impl Caller {
 }
 
 /// How the maps get written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MapWriter {
     /// The parent writes `/proc/PID/uid_map` and `gid_map` itself.
     Kernel,
@@ -162,7 +162,7 @@ pub enum MapWriter {
 }
 
 /// What to write, how, and what the reader should know about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MappingPlan {
     /// The maps.
     pub maps: IdMaps,

@@ -14,11 +14,50 @@ pub fn data_dir() -> tempfile::TempDir {
         .expect("temp data dir")
 }
 
-/// A chapter binary (or `nutshell`) with its data directory set to `data`.
+/// A chapter binary (or `nutshell`) with its data directory set to `data`, and its state
+/// directory to `data/state` (see [`state_dir`]).
 pub fn binary(path: &str, data: &Path) -> Command {
     let mut command = Command::new(path);
-    command.env("NUTSHELL_DATA", data);
     command
+        .env("NUTSHELL_DATA", data)
+        .env("NUTSHELL_ROOT", state_dir(data));
+    command
+}
+
+/// The state directory of the containers a test runs with data directory `data`: its
+/// own, so that what one test leaves is never swept by another.
+pub fn state_dir(data: &Path) -> std::path::PathBuf {
+    data.join("state")
+}
+
+/// A container name unique to this test run: `t-<test>-<pid>-<n>`.
+pub fn unique_name(test: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("t-{test}-{}-{n}", std::process::id())
+}
+
+/// Nothing a container run with data directory `data` made is left: no state, no
+/// container directory, no mount under `data`.
+pub fn assert_nothing_left(data: &Path) {
+    for dir in [
+        state_dir(data),
+        data.join("containers"),
+        data.join("demo-layers"),
+        data.join("break-it"),
+    ] {
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "left in {}: {left:?}", dir.display());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let data = data.display().to_string();
+    let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&data)).collect();
+    assert!(left.is_empty(), "mounts left: {left:?}");
 }
 
 /// The settings every snapshot of a chapter's output uses: the temporary data directory
@@ -26,6 +65,9 @@ pub fn binary(path: &str, data: &Path) -> Command {
 pub fn snapshot_settings(data: &Path) -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(&regex::escape(&data.display().to_string()), "[DATA]");
+    // Container ids: random ones (12 hex digits, as Docker shows them) and the tests' own.
+    settings.add_filter(r"\b[0-9a-f]{12}\b", "[ID]");
+    settings.add_filter(r"\bt-[a-z0-9-]+?-\d+-\d+\b", "[ID]");
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
     settings
@@ -56,6 +98,7 @@ pub fn stderr_as_nobody(binary: &str, data: &Path) -> String {
     let output = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", binary])
         .env("NUTSHELL_DATA", data)
+        .env("NUTSHELL_ROOT", state_dir(data))
         .output()
         .expect("run setpriv");
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
@@ -129,39 +172,50 @@ pub fn run_as_nobody(
         .arg(binary)
         .args(args)
         .env("NUTSHELL_DATA", data)
+        .env("NUTSHELL_ROOT", state_dir(data))
         .current_dir("/")
         .output()
         .expect("run the binary as nobody")
 }
 
-/// Run `binary` with `args` to the end, with its data directory set to `data`; return
-/// its output and its pid (chapters 5 to 7 name their cgroup `nutshell-<pid>`).
-pub fn run_with_pid(binary: &str, data: &Path, args: &[&str]) -> (std::process::Output, u32) {
-    let child = std::process::Command::new(binary)
+/// Run `binary` with `args` and `--name NAME` (a fresh [`unique_name`]) to the end, with
+/// its data directory set to `data`; return its output and the name, which names its
+/// cgroup, state and container directory.
+pub fn run_named(
+    binary: &str,
+    data: &Path,
+    test: &str,
+    args: &[&str],
+) -> (std::process::Output, String) {
+    let name = unique_name(test);
+    // --name goes before a trailing `-- CMD`.
+    let (flags, command) = match args.iter().position(|a| *a == "--") {
+        Some(at) => args.split_at(at),
+        None => (args, &[][..]),
+    };
+    let output = std::process::Command::new(binary)
         .env("NUTSHELL_DATA", data)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the binary");
-    let pid = child.id();
-    let output = child.wait_with_output().expect("wait for the binary");
-    (output, pid)
+        .env("NUTSHELL_ROOT", state_dir(data))
+        .args(flags)
+        .args(["--name", &name])
+        .args(command)
+        .output()
+        .expect("run the binary");
+    (output, name)
 }
 
-/// Every cgroup directory named after run `pid`, in any hierarchy.
-pub fn cgroups_named(pid: u32) -> Vec<String> {
-    let name = format!("nutshell-{pid}");
+/// Every cgroup directory named `name`, in any hierarchy, at any depth below nutshell/.
+pub fn cgroups_named(name: &str) -> Vec<String> {
     let output = std::process::Command::new("find")
-        .args(["/sys/fs/cgroup", "-maxdepth", "4", "-name", &name])
+        .args(["/sys/fs/cgroup", "-maxdepth", "6", "-name", name])
         .output()
         .expect("run find");
     stdout(&output).lines().map(str::to_string).collect()
 }
 
-/// No cgroup named after run `pid` is left in any hierarchy.
-pub fn assert_no_cgroup_left(pid: u32) {
-    let left = cgroups_named(pid);
+/// No cgroup named `name` is left in any hierarchy.
+pub fn assert_no_cgroup_left(name: &str) {
+    let left = cgroups_named(name);
     assert!(left.is_empty(), "cgroups left behind: {left:?}");
 }
 
@@ -182,4 +236,22 @@ pub fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
         )
     };
     usize::try_from(len).ok().map(|len| value[..len].to_vec())
+}
+
+/// Wait for `child` (started with piped or null output) for at most `timeout`, then
+/// collect its output; kill it and fail if it takes longer.
+pub fn output_within(
+    mut child: std::process::Child,
+    timeout: std::time::Duration,
+) -> std::process::Output {
+    let deadline = std::time::Instant::now() + timeout;
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process {} did not finish within {timeout:?}", child.id());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("collect the output")
 }

@@ -1,9 +1,5 @@
-//! What a container runs to meet its limits: busy threads, a memory hog, a fork bomb.
-//!
-//! Chapter 5 runs these inside its container as the body of the container's first
-//! process, rather than as programs in the image, so they behave the same whatever the
-//! image holds and their output can be read alongside the cgroup's counters. Each prints
-//! what it does, prefixed `[inside]`, and returns the process's exit code.
+//! What chapter 5's container runs to meet its limits: busy threads, a memory hog, a
+//! fork bomb.
 //!
 //! See also [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html),
 //! [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html).
@@ -11,9 +7,21 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// Print the container's view of /proc/self/cgroup: its cgroup namespace's.
+fn print_cgroup_view() {
+    println!("\n[inside]  /proc/self/cgroup (the cgroup namespace's view):");
+    for line in std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+    {
+        println!("[inside]    {line}");
+    }
+}
+
 // ANCHOR: burn
 /// The tour's body: `threads` threads that spin until `seconds` have passed.
 pub fn burn(threads: u64, seconds: u64) -> i32 {
+    print_cgroup_view();
     println!("[inside]  {threads} threads spin for {seconds} s, each wanting a whole CPU");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let spinners: Vec<_> = (0..threads)

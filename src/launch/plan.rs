@@ -1,0 +1,343 @@
+//! Planning: a [`ContainerSpec`] and the [`HostFacts`] in, a [`LaunchPlan`] out. Pure:
+//! nothing here touches the system, so every chapter's plan is snapshot-tested anywhere
+//! and printed by its `--plan`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::facts::HostFacts;
+use super::id::ContainerId;
+use super::root::{RootPlan, plan_root};
+use super::rules::{check_namespaces, plan_cgroup, plan_mapping, plan_privileges};
+use super::steps::{ChildStep, ParentStep};
+use crate::capabilities::CapSet;
+use crate::cgroups::{self};
+use crate::mounts::{self, MountContext, MountOp};
+use crate::namespaces::Namespace;
+use crate::overlay::OverlayLayers;
+use crate::spec::{ContainerSpec, MountKind, NamespaceMode, RootFs};
+use crate::userns::{self, MappingPlan};
+
+/// What nutshell will do to start one container, step by step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchPlan {
+    /// The container's id.
+    pub id: ContainerId,
+    /// `<state>/<id>`.
+    pub state_dir: PathBuf,
+    /// nutshell's steps on the host, in order, ending with [`ParentStep::Start`].
+    pub parent: Vec<ParentStep>,
+    /// The container's first process's steps, in order.
+    pub child: Vec<ChildStep>,
+    /// What the reader should know about this container's limits.
+    pub notes: Vec<String>,
+    /// What the container owns on the host, to remove with it.
+    pub owned: Owned,
+    /// The id maps, for a container with a user namespace of its own.
+    pub mapping: Option<MappingPlan>,
+    /// The overlay, for a container with an overlay root: to explain a refused mount.
+    pub overlay: Option<OverlayLayers>,
+}
+
+/// What a container owns on the host besides its processes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Owned {
+    /// Its cgroup's path below each hierarchy's root, and its controllers.
+    pub cgroup: Option<(String, Vec<String>)>,
+    /// `<data>/containers/<id>`.
+    pub container_dir: Option<PathBuf>,
+    /// Keep the container dir's `upper` when removing it.
+    pub keep_upper: bool,
+    /// Remove the container dir as the container's root, through these maps: a rootless
+    /// container with subordinate ids leaves files its user cannot remove from outside.
+    pub remove_as: Option<MappingPlan>,
+}
+
+/// A spec that cannot be run, here or at all, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A feature that needs a namespace the spec does not make.
+    #[error("{what} needs a new {namespace} namespace of the container's own")]
+    NeedsNamespace {
+        /// The feature.
+        what: &'static str,
+        /// The namespace kind.
+        namespace: Namespace,
+    },
+    /// A hostname the kernel or the resolvers would refuse.
+    #[error(transparent)]
+    Hostname(#[from] crate::uts::HostnameError),
+    /// Something nutshell does not do (yet).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A path that must be absolute is not.
+    #[error("{what} {path}: must be an absolute path")]
+    Relative {
+        /// What the path is.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+    },
+    /// The id maps cannot be made for this caller.
+    #[error(transparent)]
+    Mapping(#[from] userns::UsernsError),
+    /// The container asks for a cgroup, and this caller or host cannot make one.
+    #[error("{0}")]
+    NoCgroup(String),
+    /// The cgroup path is not one nutshell may use.
+    #[error(transparent)]
+    CgroupPath(#[from] cgroups::CgroupError),
+    /// The limits cannot be written on this host.
+    #[error(transparent)]
+    Settings(#[from] cgroups::SettingsError),
+    /// The overlay's layers cannot be stacked.
+    #[error(transparent)]
+    Overlay(#[from] crate::overlay::OverlayError),
+    /// The capability sets are inconsistent.
+    #[error(transparent)]
+    Capabilities(#[from] crate::capabilities::CapError),
+    /// The spec asks for capabilities the caller does not have to give.
+    #[error(
+        "the container asks for {caps}, which this process's bounding set does not hold: no process it starts can have them"
+    )]
+    BeyondBounding {
+        /// The capabilities.
+        caps: CapSet,
+    },
+}
+
+/// Why a rootless container gets no cgroup.
+pub const NO_ROOTLESS_CGROUP: &str = "a normal user can make cgroups only in a cgroup v2 subtree delegated to it (systemd does that for user sessions on pure v2 machines); rootless, a container runs in no cgroup of its own, with no limits";
+
+// ANCHOR: plan
+/// Plan the launch of container `id` from `spec` on the host `facts` describes. Every
+/// check that can be made before anything exists is made here, so that bad input leaves
+/// nothing behind.
+pub fn plan(
+    id: &ContainerId,
+    spec: &ContainerSpec,
+    facts: &HostFacts,
+) -> Result<LaunchPlan, PlanError> {
+    check_namespaces(spec)?;
+    let mapping = plan_mapping(spec, facts)?;
+    let in_user_namespace = spec.namespaces.user != NamespaceMode::Host;
+    let mut notes = Vec::new();
+    let mut owned = Owned::default();
+    let state_dir = facts.state_root.join(id.as_str());
+    let mut parent = vec![
+        ParentStep::SweepStale {
+            state_root: facts.state_root.clone(),
+        },
+        ParentStep::RecordState {
+            dir: state_dir.clone(),
+        },
+    ];
+
+    let root = plan_root(id, spec, facts, mapping.as_ref(), &mut owned)?;
+    parent.extend(root.parent_steps.iter().cloned());
+    let cgroup_steps = plan_cgroup(id, spec, facts, &mut owned)?;
+    parent.extend(cgroup_steps.iter().cloned());
+    parent.push(ParentStep::SealInit {
+        binary: facts.init_binary.clone(),
+    });
+    parent.push(ParentStep::Clone {
+        namespaces: spec.namespaces.new_kinds(),
+    });
+    if let Some(mapping) = mapping
+        .as_ref()
+        .filter(|_| spec.namespaces.user == NamespaceMode::New)
+    {
+        parent.push(ParentStep::WriteIdMaps(mapping.clone()));
+    }
+    if let Some((path, _)) = &owned.cgroup {
+        parent.push(ParentStep::JoinCgroup { path: path.clone() });
+    }
+    if let Some(value) = spec.process.oom_score_adj {
+        parent.push(ParentStep::SetOomScoreAdj(value));
+    }
+    parent.extend(
+        spec.process
+            .rlimits
+            .iter()
+            .map(|r| ParentStep::SetRlimit(*r)),
+    );
+    parent.extend([
+        ParentStep::Release,
+        ParentStep::WaitReady,
+        ParentStep::Start,
+    ]);
+
+    // The clone's own steps, before it execs nutshell-init: no allocation, raw calls.
+    let mut child = vec![ChildStep::DieWithParent, ChildStep::WaitForParent];
+    match &spec.namespaces.user {
+        NamespaceMode::Join(path) => {
+            child.push(ChildStep::JoinUserNamespace(path.clone()));
+            child.push(ChildStep::BecomeRoot { setgroups: true });
+        }
+        NamespaceMode::New => child.push(ChildStep::BecomeRoot {
+            setgroups: !mapping.as_ref().is_some_and(|m| m.deny_setgroups),
+        }),
+        NamespaceMode::Host => {}
+    }
+    child.extend([ChildStep::ExecInit, ChildStep::CloseInheritedFds]);
+    for kind in Namespace::ALL {
+        if let (NamespaceMode::Join(path), false) =
+            (spec.namespaces.mode(kind), kind == Namespace::User)
+        {
+            child.push(ChildStep::JoinNamespace {
+                kind,
+                path: path.clone(),
+            });
+        }
+    }
+    if let Some(offsets) = spec.time_offsets {
+        child.push(ChildStep::EnterTimeNamespace(offsets));
+    }
+    if spec.namespaces.cgroup == NamespaceMode::New {
+        // Not a clone flag: cloned with CLONE_NEWCGROUP, the namespace would be rooted
+        // at the caller's cgroup, before the host side moved the child into its own.
+        child.push(ChildStep::UnshareCgroupNamespace);
+    }
+    if let Some(name) = &spec.hostname {
+        child.push(ChildStep::SetHostname(name.clone()));
+    }
+    let ctx = MountContext {
+        rootfs: &root.rootfs,
+        user_namespace: in_user_namespace,
+        net_namespace: spec.namespaces.net != NamespaceMode::Host,
+        cgroups: facts.cgroups.as_ref(),
+    };
+    let mount_ops = mount_plan(spec, &root, &ctx, mapping.as_ref(), &mut notes);
+    child.extend(mount_ops.into_iter().map(ChildStep::Mount));
+    child.extend(plan_privileges(spec, facts, mapping.as_ref(), &mut notes)?);
+    child.push(ChildStep::Chdir(spec.process.cwd.clone()));
+    child.extend([ChildStep::ResetSignals, ChildStep::WaitForStart]);
+    child.push(ChildStep::Exec {
+        program: spec.process.program.clone(),
+        env: spec.process.env.clone(),
+        init: spec.process.init,
+    });
+    if spec.namespaces.pid == NamespaceMode::Host {
+        notes.push(
+            "no PID namespace of its own: a process the command starts can outlive the container and a killed nutshell (chapter 3 fixes this)"
+                .to_string(),
+        );
+    }
+    Ok(LaunchPlan {
+        id: id.clone(),
+        state_dir,
+        parent,
+        child,
+        notes,
+        owned,
+        mapping,
+        overlay: root.overlay,
+    })
+}
+// ANCHOR_END: plan
+
+// ANCHOR: mount_plan
+/// The mount plan, section by section: propagation, the root, the spec's mounts, the
+/// devices of a fresh /dev, the step into the root, the protected paths.
+fn mount_plan(
+    spec: &ContainerSpec,
+    root: &RootPlan,
+    ctx: &MountContext,
+    mapping: Option<&MappingPlan>,
+    notes: &mut Vec<String>,
+) -> Vec<MountOp> {
+    let mut ops = Vec::new();
+    if spec.namespaces.mount == NamespaceMode::New {
+        ops.extend(mounts::propagation_section(spec.root_propagation));
+    }
+    ops.extend(root.mounts.iter().cloned());
+    let spec_mounts = tty_group_mapped(spec, mapping, notes);
+    ops.extend(mounts::mounts_section(&spec_mounts, ctx));
+    let fresh_dev = spec_mounts
+        .iter()
+        .any(|m| m.destination == Path::new("/dev") && m.kind == MountKind::Tmpfs);
+    if fresh_dev {
+        let with_pts = spec_mounts.iter().any(|m| m.kind == MountKind::Devpts);
+        ops.extend(mounts::devices_section(&spec.devices, with_pts, ctx));
+    }
+    if !matches!(spec.root.fs, RootFs::Host) {
+        ops.extend(mounts::enter_section(spec.root.enter, ctx));
+    }
+    ops.extend(mounts::protect_section(
+        &spec.masked_paths,
+        &spec.readonly_paths,
+        spec.root.readonly,
+    ));
+    ops
+}
+// ANCHOR_END: mount_plan
+
+/// The spec's mounts with devpts's `gid=` dropped where the user namespace has no such
+/// gid: devpts refuses it (with a note, since terminals then belong to root's group).
+fn tty_group_mapped(
+    spec: &ContainerSpec,
+    mapping: Option<&MappingPlan>,
+    notes: &mut Vec<String>,
+) -> Vec<crate::spec::Mount> {
+    let Some(mapping) = mapping else {
+        return spec.mounts.clone();
+    };
+    let mut mounts = spec.mounts.clone();
+    for mount in mounts.iter_mut().filter(|m| m.kind == MountKind::Devpts) {
+        let unmapped = |option: &String| {
+            option
+                .strip_prefix("gid=")
+                .and_then(|gid| gid.parse().ok())
+                .is_some_and(|gid| mapping.maps.host_gid(gid).is_none())
+        };
+        if mount.options.data.iter().any(unmapped) {
+            mount.options.data.retain(|o| !unmapped(o));
+            notes.push(
+                "the image's tty group is not mapped into the user namespace: new terminals belong to group 0".to_string(),
+            );
+        }
+    }
+    mounts
+}
+
+impl LaunchPlan {
+    /// The mount plan part of the child's steps, for the chapters that show it alone.
+    pub fn mount_ops(&self) -> impl Iterator<Item = &MountOp> {
+        self.child.iter().filter_map(|step| match step {
+            ChildStep::Mount(op) => Some(op),
+            _ => None,
+        })
+    }
+
+    /// The index of the first step nutshell-init runs (after [`ChildStep::ExecInit`]).
+    pub fn init_steps_start(&self) -> usize {
+        self.child
+            .iter()
+            .position(|step| matches!(step, ChildStep::ExecInit))
+            .map_or(0, |i| i + 1)
+    }
+}
+
+impl fmt::Display for LaunchPlan {
+    /// The plan as two numbered checklists, nutshell's and the first process's.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "container {}", self.id)?;
+        writeln!(f, "\nnutshell, on the host:")?;
+        for (n, step) in self.parent.iter().enumerate() {
+            writeln!(f, "{:>3}. {step}", n + 1)?;
+        }
+        writeln!(f, "\nthe container's first process:")?;
+        for (n, step) in self.child.iter().enumerate() {
+            writeln!(f, "{:>3}. {step}", n + 1)?;
+        }
+        if !self.notes.is_empty() {
+            writeln!(f, "\nnotes:")?;
+            for note in &self.notes {
+                writeln!(f, "  - {note}")?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,282 @@
+//! Each container's state directory, `<state>/<id>/`: its `state.json`, its start gate,
+//! and a lock its owner holds for as long as it owns the container.
+//!
+//! The lock is what makes cleanup safe. flock(2) locks go away when their holder dies,
+//! however it dies — SIGKILL included — so a container whose lock can be taken has no
+//! owner left, and whatever it left (a cgroup, its directories, a process that somehow
+//! outlived its owner) can be removed. The next launch sweeps such leftovers, and so does
+//! `nutshell cleanup`. A live container's lock cannot be taken, so neither touches it.
+//!
+//! A state directory is made with mkdir(2), so two launches of one id cannot both
+//! succeed, and its lock file is linked into it already locked, so a sweeper never takes
+//! the lock of a container that is being made (see [`FileLock::create_locked`]).
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::id::ContainerId;
+use super::plan::Owned;
+use crate::store::FileLock;
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Being made: its resources may be half there.
+    Creating,
+    /// Its first process waits at the start gate.
+    Created,
+    /// Its program runs.
+    Running,
+    /// Its program has ended.
+    Stopped,
+}
+
+/// A process, named so that a pid the kernel has handed out again is not mistaken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRef {
+    /// The pid, as the host sees it.
+    pub pid: i32,
+    /// Its start time, field 22 of `/proc/PID/stat`.
+    pub start_time: u64,
+}
+
+impl ProcessRef {
+    /// The process `pid`, if it exists.
+    pub fn of(pid: i32) -> Option<ProcessRef> {
+        Some(ProcessRef {
+            pid,
+            start_time: start_time(pid)?,
+        })
+    }
+
+    /// Whether this very process still runs: it exists with the same start time, and
+    /// is not a zombie waiting to be reaped.
+    pub fn alive(&self) -> bool {
+        stat_fields(self.pid).is_some_and(|(state, start)| state != 'Z' && start == self.start_time)
+    }
+}
+
+/// Field 22 of `/proc/PID/stat`, the start time.
+fn start_time(pid: i32) -> Option<u64> {
+    stat_fields(pid).map(|(_, start)| start)
+}
+
+/// Fields 3 (the state) and 22 (the start time) of `/proc/PID/stat`, read after the
+/// command name in parentheses, which may hold spaces and parentheses itself.
+fn stat_fields(pid: i32) -> Option<(char, u64)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// What `state.json` records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// The container's id.
+    pub id: ContainerId,
+    /// Where it is in its life.
+    pub status: Status,
+    /// The process that owns it.
+    pub owner: ProcessRef,
+    /// Its first process, once cloned.
+    pub init: Option<ProcessRef>,
+    /// What it owns on the host, to remove with it: recorded before any of it is made.
+    pub owned: Owned,
+    /// When it was created, in seconds since the epoch.
+    pub created: u64,
+}
+
+/// How long a state directory without a lock is left alone: making one takes
+/// microseconds between its mkdir and its lock, so this much means its maker died there.
+const UNLOCKED_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A container's state directory, with its lock held.
+#[derive(Debug)]
+pub struct StateDir {
+    dir: PathBuf,
+    lock: Option<FileLock>,
+}
+
+impl StateDir {
+    /// Make `<root>/<id>` with its lock held and `state` written, or fail with
+    /// `AlreadyExists` if a container of that id exists.
+    pub fn create(root: &Path, id: &ContainerId, state: &State) -> io::Result<StateDir> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(root)?;
+        let dir = root.join(id.as_str());
+        // mkdir(2) is atomic: of two launches of one id, one gets EEXIST.
+        fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let made = (|| {
+            let lock = FileLock::create_locked(&dir.join("lock"))?;
+            let mut state_dir = StateDir {
+                dir: dir.clone(),
+                lock: Some(lock),
+            };
+            state_dir.write(state)?;
+            Ok(state_dir)
+        })();
+        if made.is_err() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        made
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The start gate, a FIFO in the directory.
+    pub fn start_gate(&self) -> PathBuf {
+        self.dir.join("start")
+    }
+
+    /// Write `state` to `state.json`, atomically: a reader sees the old or the new.
+    pub fn write(&mut self, state: &State) -> io::Result<()> {
+        let json = serde_json::to_string_pretty(state).map_err(io::Error::other)?;
+        let temp = self.dir.join("state.json.new");
+        fs::write(&temp, json + "\n")?;
+        fs::rename(&temp, self.dir.join("state.json"))
+    }
+
+    /// Remove the directory, and with it the lock.
+    pub fn remove(mut self) -> io::Result<()> {
+        let result = match fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        };
+        self.lock = None;
+        result
+    }
+
+    // ANCHOR: take_over
+    /// The state dir of a container whose owner is gone: its lock taken, so that no one
+    /// else sweeps it at the same time. `None` if the lock is held (the owner lives), if
+    /// the directory is gone, or if it has no lock yet and is young: a launch makes the
+    /// directory, then links its lock in already held, and may be between the two.
+    pub fn take_over(dir: &Path) -> io::Result<Option<StateDir>> {
+        match FileLock::try_acquire_existing(&dir.join("lock")) {
+            Ok(Some(lock)) => Ok(Some(StateDir {
+                dir: dir.to_path_buf(),
+                lock: Some(lock),
+            })),
+            Ok(None) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // No lock: being made now, or its maker died between mkdir and link.
+                let age = fs::metadata(dir)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok());
+                match age {
+                    Some(age) if age > UNLOCKED_GRACE => Ok(Some(StateDir {
+                        dir: dir.to_path_buf(),
+                        lock: None,
+                    })),
+                    _ => Ok(None),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+    // ANCHOR_END: take_over
+
+    /// Read `state.json`; `None` for a directory whose owner died before writing it.
+    pub fn read(&self) -> Option<State> {
+        let text = fs::read_to_string(self.dir.join("state.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+/// The state dirs under `root`, sorted.
+pub fn list(root: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut dirs = match fs::read_dir(root) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other?
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect::<Vec<_>>(),
+    };
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(id: &ContainerId) -> State {
+        State {
+            id: id.clone(),
+            status: Status::Creating,
+            owner: ProcessRef::of(std::process::id() as i32).expect("this process"),
+            init: None,
+            owned: Owned::default(),
+            created: now(),
+        }
+    }
+
+    #[test]
+    fn a_live_owners_state_cannot_be_taken_over_a_dead_ones_can() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let id = ContainerId::parse("c1").expect("id");
+        let dir = StateDir::create(root.path(), &id, &state(&id)).expect("create");
+        assert!(StateDir::take_over(dir.path()).expect("try").is_none());
+        let path = dir.path().to_path_buf();
+        // Dropping the lock is what the kernel does when the owner dies.
+        drop(dir);
+        let taken = StateDir::take_over(&path).expect("try").expect("free");
+        assert_eq!(taken.read().expect("state").id, id);
+        taken.remove().expect("remove");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn one_id_cannot_be_created_twice() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let id = ContainerId::parse("twice").expect("id");
+        let _first = StateDir::create(root.path(), &id, &state(&id)).expect("create");
+        let err = StateDir::create(root.path(), &id, &state(&id)).expect_err("taken");
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            list(root.path()).expect("list").len(),
+            1,
+            "no temp dir left"
+        );
+    }
+
+    #[test]
+    fn a_young_dir_without_a_lock_is_left_alone() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("being-made");
+        fs::create_dir(&dir).expect("mkdir");
+        assert!(StateDir::take_over(&dir).expect("try").is_none());
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_changed_start_time_is_not() {
+        let me = ProcessRef::of(std::process::id() as i32).expect("this process");
+        assert!(me.alive());
+        let reused = ProcessRef {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        assert!(!reused.alive());
+    }
+}

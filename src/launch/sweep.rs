@@ -1,0 +1,156 @@
+//! Removing what containers left when their owner was killed, and a container's
+//! directories in general.
+
+use std::path::{Path, PathBuf};
+
+use super::LaunchError;
+use super::facts::HostFacts;
+use super::plan::Owned;
+use super::state::{self, StateDir};
+use crate::cgroups::{Cgroup, CgroupDir, CgroupLayout};
+use crate::process::Exit;
+use crate::spec::{ContainerSpec, EnterRoot, Namespaces, Process, Program, Root, RootFs};
+use crate::userns::IdMaps;
+use crate::workloads::Builtin;
+
+// ANCHOR: sweep_stale
+/// Remove every container under `state_root` whose owner is gone (its lock can be
+/// taken): kill its processes, remove its cgroup, its directories and its state. Returns
+/// one line per container removed. A live container is never touched.
+pub fn sweep_stale(state_root: &Path, facts: &HostFacts) -> Result<Vec<String>, LaunchError> {
+    let mut removed = Vec::new();
+    let io = |op, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| LaunchError::Io { op, path, source }
+    };
+    for dir in state::list(state_root).map_err(io("read", state_root))? {
+        let Some(taken) = StateDir::take_over(&dir).map_err(io("lock", &dir))? else {
+            continue;
+        };
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut what = Vec::new();
+        if let Some(state) = taken.read() {
+            if let Some(init) = state.init.filter(|init| init.alive()) {
+                // A process of ours, named by pid and start time: not a reused pid.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(init.pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                what.push(format!("process {}", init.pid));
+            }
+            if let (Some((path, controllers)), Some(layout)) = (&state.owned.cgroup, &facts.cgroups)
+            {
+                let dirs = cgroup_dirs(layout, path, controllers);
+                if dirs.iter().any(|d| d.path.exists()) {
+                    let mut cgroup = Cgroup::left_behind(path, dirs)?;
+                    cgroup.kill_all()?;
+                    cgroup.remove()?;
+                    what.push(format!("cgroup {path}"));
+                }
+            }
+            if let Some(container_dir) = &state.owned.container_dir
+                && container_dir.exists()
+            {
+                remove_container_dir(container_dir, &state.owned, facts)?;
+                what.push(container_dir.display().to_string());
+            }
+        }
+        taken.remove().map_err(io("remove", &dir))?;
+        what.push(format!("state {}", dir.display()));
+        removed.push(format!("{name}: {}", what.join(", ")));
+    }
+    Ok(removed)
+}
+// ANCHOR_END: sweep_stale
+
+/// The directories a cgroup at `path` with `controllers` has on this layout.
+fn cgroup_dirs(layout: &CgroupLayout, path: &str, controllers: &[String]) -> Vec<CgroupDir> {
+    let mut dirs: Vec<CgroupDir> = Vec::new();
+    for controller in controllers {
+        let Some(mount) = layout.mount_for(controller) else {
+            continue;
+        };
+        match dirs.iter_mut().find(|d| d.mount_point == mount.mount_point) {
+            Some(dir) => dir.controllers.push(controller.clone()),
+            None => dirs.push(CgroupDir {
+                version: mount.version,
+                controllers: vec![controller.clone()],
+                path: mount.mount_point.join(path),
+                mount_point: mount.mount_point.clone(),
+            }),
+        }
+    }
+    dirs
+}
+
+/// Remove a container's directory, all of it but `upper` when `owned.keep_upper`. For a
+/// rootless container whose subordinate ids own files in it, as its root, in a user
+/// namespace with the same maps: from outside its user may not even enter them.
+pub(super) fn remove_container_dir(
+    dir: &Path,
+    owned: &Owned,
+    facts: &HostFacts,
+) -> Result<(), LaunchError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let paths: Vec<PathBuf> = if owned.keep_upper {
+        std::fs::read_dir(dir)
+            .map_err(|source| LaunchError::Io {
+                op: "read",
+                path: dir.to_path_buf(),
+                source,
+            })?
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| !path.ends_with("upper"))
+            .collect()
+    } else {
+        vec![dir.to_path_buf()]
+    };
+    if let Some(mapping) = &owned.remove_as {
+        let exit = super::run_as_mapped_root(&mapping.maps, Builtin::RemoveTrees { paths }, facts)?;
+        if exit != Exit::Code(0) {
+            return Err(LaunchError::ChildGone {
+                status: exit.to_string(),
+                stage: "done removing the container's directory as its root",
+            });
+        }
+        return Ok(());
+    }
+    for path in paths {
+        crate::overlay::remove_tree(&path)?;
+    }
+    Ok(())
+}
+
+// ANCHOR: userns_helper
+/// A process in a user namespace with `maps`, on the host's root, running `builtin`
+/// (or, if never started, nothing): what lends its maps to an idmapped mount, and what
+/// removes a rootless container's files as the container's root.
+pub(super) fn userns_helper(maps: &IdMaps, builtin: Option<Builtin>) -> ContainerSpec {
+    let program = match builtin {
+        Some(builtin) => Program::Builtin(builtin),
+        None => Program::Args(vec!["true".to_string()]),
+    };
+    let root = Root {
+        fs: RootFs::Host,
+        readonly: false,
+        enter: EnterRoot::Chroot,
+    };
+    let mut spec = ContainerSpec::new(
+        root,
+        Process {
+            env: Vec::new(),
+            ..Process::new(program)
+        },
+    );
+    spec.namespaces = Namespaces::new_for(&[crate::namespaces::Namespace::User]);
+    spec.uid_maps = maps.uids.clone();
+    spec.gid_maps = maps.gids.clone();
+    spec
+}
+// ANCHOR_END: userns_helper

@@ -1,0 +1,324 @@
+//! The launch plan, without privileges: every chapter's container and the everything-on
+//! spec, planned against fixed host facts (root or a normal user; cgroup v1, v2 or
+//! hybrid) and snapshotted; and every spec the planner must refuse, refused with a reason
+//! before anything exists. The book shows these plans.
+
+use std::path::{Path, PathBuf};
+
+use nutshell::capabilities::CapSet;
+use nutshell::cgroups::layout::detect;
+use nutshell::cgroups::{CgroupLayout, Resources};
+use nutshell::launch::{ContainerId, HostFacts, LaunchPlan, PlanError, plan};
+use nutshell::namespaces::{Namespace, TimeOffsets};
+use nutshell::spec::{
+    CgroupSpec, ContainerSpec, NamespaceMode, Namespaces, Program, RootFs, Upper, chapters,
+};
+use nutshell::userns::{Caller, SUGGESTED_ROOT_RANGE, SubIdRange};
+
+const IMAGE: &str = "/var/lib/nutshell/images/default/rootfs";
+
+fn layout(mountinfo: &str, controllers: &'static str) -> CgroupLayout {
+    detect(mountinfo, move |_| Ok(controllers.to_owned())).expect("fixture parses")
+}
+
+fn hybrid() -> CgroupLayout {
+    layout(include_str!("fixtures/mountinfo/hybrid.txt"), "hugetlb\n")
+}
+
+fn v2() -> CgroupLayout {
+    layout(
+        include_str!("fixtures/mountinfo/v2.txt"),
+        "cpuset cpu io memory hugetlb pids rdma misc\n",
+    )
+}
+
+fn v1() -> CgroupLayout {
+    layout(include_str!("fixtures/mountinfo/v1.txt"), "")
+}
+
+/// Root on a host with `cgroups`, its containers' ids from the nutshell range.
+fn root_facts(cgroups: CgroupLayout) -> HostFacts {
+    HostFacts {
+        caller: Caller {
+            uid: 0,
+            gid: 0,
+            user: Some("root".into()),
+            privileged: true,
+        },
+        cgroups: Some(cgroups),
+        swap_accounting: true,
+        online_cpus: 2,
+        cap_last_cap: 40,
+        bounding: CapSet::all_up_to(40),
+        data_dir: PathBuf::from("/var/lib/nutshell"),
+        state_root: PathBuf::from("/run/nutshell"),
+        subuids: Ok(vec![SUGGESTED_ROOT_RANGE]),
+        subgids: Ok(vec![SUGGESTED_ROOT_RANGE]),
+        id_map_helpers: Some(("/usr/bin/newuidmap".into(), "/usr/bin/newgidmap".into())),
+        init_binary: PathBuf::from("/proc/self/exe"),
+    }
+}
+
+/// alice, uid 1000, with a subordinate range and the helpers.
+fn alice_facts() -> HostFacts {
+    let range = SubIdRange {
+        start: 100_000,
+        count: 65_536,
+    };
+    HostFacts {
+        caller: Caller {
+            uid: 1000,
+            gid: 1000,
+            user: Some("alice".into()),
+            privileged: false,
+        },
+        data_dir: PathBuf::from("/home/alice/.local/share/nutshell"),
+        state_root: PathBuf::from("/run/user/1000/nutshell"),
+        subuids: Ok(vec![range]),
+        subgids: Ok(vec![range]),
+        ..root_facts(v2())
+    }
+}
+
+fn id() -> ContainerId {
+    ContainerId::parse("c1").expect("id")
+}
+
+fn shell() -> Program {
+    Program::Args(vec!["sh".into()])
+}
+
+/// Chapter `n`'s container as its binary makes it with no flags.
+fn chapter_spec(n: u8, facts: &HostFacts) -> ContainerSpec {
+    let mut spec = chapters::for_chapter(n, Path::new(IMAGE), shell());
+    if n >= 5 && facts.caller.privileged {
+        spec.cgroup = Some(CgroupSpec::default());
+    }
+    if n >= 7
+        && let RootFs::Overlay { idmap, .. } = &mut spec.root.fs
+    {
+        *idmap = facts.caller.privileged;
+    }
+    spec
+}
+
+/// Every feature at once (as tests/matrix.rs runs it).
+fn everything(facts: &HostFacts) -> ContainerSpec {
+    let mut spec = chapter_spec(7, facts);
+    spec.namespaces = Namespaces::new_for(&Namespace::ALL);
+    spec.hostname = Some("matrix".into());
+    spec.time_offsets = Some(TimeOffsets::uptime(86_400));
+    spec.root.readonly = true;
+    if facts.caller.privileged {
+        spec.cgroup = Some(CgroupSpec {
+            path: Some("nutshell/nodes/node-2/c1".into()),
+            resources: Resources {
+                pids_max: Some(64),
+                memory_bytes: Some(128 << 20),
+                ..Resources::default()
+            },
+        });
+    }
+    spec.process.oom_score_adj = Some(500);
+    spec
+}
+
+fn snapshot(name: &str, plan: &LaunchPlan) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind(|| insta::assert_snapshot!(name, plan.to_string()));
+}
+
+#[test]
+fn every_chapters_plan_as_root_on_a_hybrid_host() {
+    let facts = root_facts(hybrid());
+    for n in 1..=7 {
+        let plan = plan(&id(), &chapter_spec(n, &facts), &facts).expect("plans");
+        snapshot(&format!("plan_ch{n:02}"), &plan);
+    }
+}
+
+#[test]
+fn everything_at_once_on_each_layout_and_rootless() {
+    for (name, facts) in [
+        ("plan_everything_hybrid", root_facts(hybrid())),
+        ("plan_everything_v2", root_facts(v2())),
+        ("plan_everything_v1", root_facts(v1())),
+        ("plan_everything_rootless", alice_facts()),
+    ] {
+        let plan = plan(&id(), &everything(&facts), &facts).expect("plans");
+        snapshot(name, &plan);
+    }
+}
+
+#[test]
+fn the_steps_come_in_the_order_the_kernel_needs() {
+    let facts = root_facts(hybrid());
+    let plan = plan(&id(), &everything(&facts), &facts).expect("plans");
+    let text = plan.to_string();
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{text}"))
+    };
+    // The cgroup exists before the clone; the child joins it before its namespace.
+    assert!(at("create cgroup") < at("clone the first process"));
+    assert!(at("move it into cgroup") < at("make a cgroup namespace"));
+    // The maps before it becomes root; propagation before any mount; masks after pivot.
+    assert!(at("write its id maps") < at("become uid 0, gid 0 of its user namespace"));
+    assert!(at("make every mount private") < at("mount proc on"));
+    assert!(at("pivot_root into") < at("mask /proc/kcore"));
+    // Privileges last: the bounding set while CAP_SETPCAP is there, then the sets.
+    assert!(at("drop every capability but") < at("set its capabilities"));
+    assert!(at("set its capabilities") < at("set no_new_privs"));
+    assert!(at("set no_new_privs") < at("report ready"));
+    // Every level of a nested cgroup path is nutshell's.
+    assert!(
+        text.contains("create cgroup nutshell/nodes/node-2/c1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_plan_round_trips_as_json() {
+    let facts = root_facts(v2());
+    let plan = plan(&id(), &everything(&facts), &facts).expect("plans");
+    let json = serde_json::to_string(&plan).expect("serialize");
+    let back: LaunchPlan = serde_json::from_str(&json).expect("deserialize");
+    assert_eq!(back, plan);
+}
+
+/// `spec` with one change, planned as root on a hybrid host: the error.
+fn refused(change: impl FnOnce(&mut ContainerSpec)) -> PlanError {
+    let facts = root_facts(hybrid());
+    let mut spec = chapter_spec(5, &facts);
+    change(&mut spec);
+    plan(&id(), &spec, &facts).expect_err("refused")
+}
+
+#[test]
+fn features_without_their_namespace_are_refused() {
+    let no_uts = refused(|s| *s.namespaces.mode_mut(Namespace::Uts) = NamespaceMode::Host);
+    assert_eq!(
+        no_uts.to_string(),
+        "a hostname needs a new uts namespace of the container's own"
+    );
+    let no_time = refused(|s| *s.namespaces.mode_mut(Namespace::Time) = NamespaceMode::Host);
+    assert_eq!(
+        no_time.to_string(),
+        "time offsets needs a new time namespace of the container's own"
+    );
+    let no_user = refused(|s| {
+        s.uid_maps = vec![nutshell::userns::IdMap {
+            inside: 0,
+            outside: 5,
+            count: 1,
+        }]
+    });
+    assert!(
+        no_user
+            .to_string()
+            .starts_with("id maps needs a new user namespace"),
+        "{no_user}"
+    );
+    let no_mnt = refused(|s| *s.namespaces.mode_mut(Namespace::Mount) = NamespaceMode::Host);
+    assert!(
+        no_mnt.to_string().contains("needs a new mnt namespace"),
+        "{no_mnt}"
+    );
+}
+
+#[test]
+fn what_nutshell_cannot_do_is_refused_with_the_reason() {
+    let join_pid = refused(|s| {
+        *s.namespaces.mode_mut(Namespace::Pid) = NamespaceMode::Join("/proc/1/ns/pid".into())
+    });
+    assert!(
+        join_pid.to_string().starts_with("joining a PID namespace"),
+        "{join_pid}"
+    );
+    let relative =
+        refused(|s| *s.namespaces.mode_mut(Namespace::Net) = NamespaceMode::Join("ns/net".into()));
+    assert_eq!(
+        relative.to_string(),
+        "namespace ns/net: must be an absolute path"
+    );
+    let terminal = refused(|s| s.process.terminal = true);
+    assert!(terminal.to_string().contains("terminal"), "{terminal}");
+    let empty = refused(|s| s.process.program = Program::Args(Vec::new()));
+    assert!(empty.to_string().starts_with("an empty command"), "{empty}");
+    let cwd = refused(|s| s.process.cwd = "tmp".into());
+    assert_eq!(
+        cwd.to_string(),
+        "the working directory tmp: must be an absolute path"
+    );
+}
+
+#[test]
+fn a_cgroup_outside_nutshell_or_for_a_normal_user_is_refused() {
+    let outside = refused(|s| {
+        s.cgroup = Some(CgroupSpec {
+            path: Some("system.slice/x".into()),
+            resources: Resources::default(),
+        })
+    });
+    assert!(
+        outside.to_string().contains("must start with nutshell/"),
+        "{outside}"
+    );
+    let facts = alice_facts();
+    let mut spec = chapter_spec(6, &facts);
+    spec.cgroup = Some(CgroupSpec::default());
+    let err = plan(&id(), &spec, &facts).expect_err("rootless cgroup");
+    assert!(err.to_string().starts_with("limits need a cgroup"), "{err}");
+}
+
+#[test]
+fn an_idmapped_root_needs_root_and_a_user_namespace() {
+    let facts = alice_facts();
+    let mut spec = chapter_spec(7, &facts);
+    spec.root.fs = RootFs::Overlay {
+        lowers: vec![IMAGE.into()],
+        upper: Upper::Managed { keep: false },
+        idmap: true,
+    };
+    let err = plan(&id(), &spec, &facts).expect_err("rootless idmap");
+    assert!(
+        err.to_string().starts_with("an idmapped root needs root"),
+        "{err}"
+    );
+}
+
+#[test]
+fn capabilities_the_caller_lacks_are_refused() {
+    let mut facts = root_facts(hybrid());
+    // This machine's own bounding set lacks CAP_SYS_RESOURCE, for one.
+    facts
+        .bounding
+        .remove(nutshell::capabilities::Capability::SysResource);
+    let mut spec = chapter_spec(4, &facts);
+    if let Some(caps) = spec.process.capabilities.as_mut() {
+        caps.bounding
+            .insert(nutshell::capabilities::Capability::SysResource);
+    }
+    let err = plan(&id(), &spec, &facts).expect_err("beyond bounding");
+    assert!(err.to_string().contains("CAP_SYS_RESOURCE"), "{err}");
+}
+
+#[test]
+fn the_root_range_overlapping_a_users_is_refused_only_for_the_default_maps() {
+    let mut facts = root_facts(hybrid());
+    facts.subuids = Err(
+        "/etc/subuid: the nutshell range 150000-215535 overlaps alice's range 100000-165535".into(),
+    );
+    let spec = chapter_spec(6, &facts);
+    let err = plan(&id(), &spec, &facts).expect_err("overlap");
+    assert!(err.to_string().contains("overlaps alice's range"), "{err}");
+    let mut given = spec.clone();
+    given.uid_maps = vec![nutshell::userns::IdMap {
+        inside: 0,
+        outside: 300_000,
+        count: 65_536,
+    }];
+    assert!(plan(&id(), &given, &facts).is_ok());
+}
