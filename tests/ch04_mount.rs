@@ -456,3 +456,77 @@ fn help_says_what_to_try() {
         &["--rootfs", "--hostname", "--plan", "--escape", "[CMD]..."],
     );
 }
+
+/// The attacks issue 9 found against the chapters before their hardening, typed as the
+/// book shows them (`ch04-mount` and `nutshell` are on the PATH). Chapter 3 keeps all of
+/// root's capabilities on purpose; the same script shows what chapter 4 takes away.
+const ATTACKS: [&str; 6] = [
+    r#"S=hunter2 ch04-mount -- sh -c 'tr "\0" "\n" </proc/1/environ; readlink /proc/1/exe; echo x >>/proc/1/exe'"#,
+    "(exec 7</; ch04-mount -- sh -c 'ls /proc/self/fd; ls /proc/self/fd/7/etc')",
+    "ch03-pid -- sh -c 'grep -e CapEff -e NoNewPrivs /proc/self/status; mount -t cgroup -o pids none /tmp && echo mounted'",
+    "ch04-mount -- sh -c 'grep -e CapEff -e NoNewPrivs /proc/self/status; mount -t cgroup -o pids none /tmp && echo mounted'",
+    "ch04-mount -- sh -c 'umount /proc/sys; mount -o remount,rw /sys'",
+    "sh -c 'ch04-mount -- sleep 30 & sleep 1; kill -INT $!; wait $!; echo \"exit status $?\"'",
+];
+
+/// What an image whose /dev points at the host's / gets.
+const EVIL_DEV: &str = r#"cp -a "$(nutshell image path)/rootfs" r && rm -r r/dev && ln -s / r/dev && ch04-mount --rootfs r -- true"#;
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn the_attacks_on_earlier_chapters_fail_in_chapter_4() {
+    require_root();
+    let data = data_dir();
+    run_ok(data.path(), &["--", "true"]);
+    let work = tempfile::tempdir().expect("a working directory");
+    let bin_dir = Path::new(CH04).parent().expect("the binaries' directory");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut text = String::new();
+    for attack in ATTACKS.iter().chain([&EVIL_DEV]) {
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec 2>&1; {attack}"))
+            .current_dir(work.path())
+            .env("PATH", &path)
+            .env("NUTSHELL_DATA", data.path())
+            .env("NUTSHELL_ROOT", common::state_dir(data.path()))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run the attack");
+        let output = common::output_within(child, Duration::from_secs(60));
+        text.push_str(&format!("# {attack}\n{}\n", stdout(&output)));
+    }
+    assert!(!text.contains("hunter2\n"), "{text}");
+    assert!(text.contains("/memfd:nutshell-init (deleted)"), "{text}");
+    assert!(
+        text.contains("CapEff:\t00000000a00425fb\nNoNewPrivs:\t1\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("\nmounted\n").count(), 1, "{text}");
+    assert!(text.contains("exit status 130"), "{text}");
+    assert!(
+        text.contains("the root's /dev is a symlink (to /)"),
+        "{text}"
+    );
+
+    let host_caps = fs::read_to_string("/proc/self/status")
+        .expect("read /proc/self/status")
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:\t").map(str::to_string))
+        .expect("CapEff");
+    let mut settings = snapshot_settings(data.path());
+    settings.add_filter(
+        &format!("CapEff:\t{host_caps}"),
+        "CapEff:\t[all of the host root's]",
+    );
+    // Each run starts with its chapter's two lines about the container: left out.
+    settings.add_filter(r"(?m)^ch04-mount: a new mount namespace, .*\n.*\n\n", "");
+    settings.add_filter(r"(?m)^ch03-pid: a new PID namespace in .*\n.*\n\n", "");
+    settings.add_filter(r"(?m)^ch03-pid: the container's PID 1 is pid .*\n", "");
+    settings.bind(|| insta::assert_snapshot!("ch04_attacks", text));
+    assert_no_mounts_left(data.path());
+}

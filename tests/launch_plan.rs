@@ -179,6 +179,110 @@ fn the_steps_come_in_the_order_the_kernel_needs() {
     );
 }
 
+/// The kind of a plan step, as its JSON tag names it: `clone`, `mount: proc`, `mask`.
+fn kind(step: &impl serde::Serialize) -> String {
+    let value = serde_json::to_value(step).expect("a step serializes");
+    let tag = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(map) => map.keys().next().cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let outer = tag(&value);
+    let inner = &value[&outer];
+    let kind = if outer == "mount" {
+        let op = tag(inner);
+        match inner[&op]["fstype"].as_str() {
+            Some(fstype) => format!("mount {fstype}"),
+            None => op,
+        }
+    } else {
+        outer
+    };
+    kind.replace('_', " ")
+}
+
+/// The kinds of `steps`, each with how often it comes, in the order they first come.
+fn kinds_of<T: serde::Serialize>(steps: &[T]) -> Vec<(String, usize)> {
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    for step in steps {
+        let k = kind(step);
+        match kinds.iter_mut().find(|(seen, _)| *seen == k) {
+            Some((_, count)) => *count += 1,
+            None => kinds.push((k, 1)),
+        }
+    }
+    kinds
+}
+
+/// What `now` has more of than `before` (`+kind`), and less (`-kind`), `×n` for n > 1.
+fn changes(before: &[(String, usize)], now: &[(String, usize)]) -> Vec<String> {
+    let count = |kinds: &[(String, usize)], k: &str| {
+        kinds
+            .iter()
+            .find(|(seen, _)| seen == k)
+            .map_or(0, |(_, n)| *n)
+    };
+    let times = |n: usize| {
+        if n > 1 {
+            format!(" ×{n}")
+        } else {
+            String::new()
+        }
+    };
+    let mut out = Vec::new();
+    for (k, n) in now {
+        let was = count(before, k);
+        if *n > was {
+            out.push(format!("+{k}{}", times(n - was)));
+        }
+    }
+    for (k, was) in before {
+        let n = count(now, k);
+        if n < *was {
+            out.push(format!("-{k}{}", times(was - n)));
+        }
+    }
+    out
+}
+
+#[test]
+fn each_chapter_adds_its_steps_to_the_one_before() {
+    let facts = root_facts(hybrid());
+    let mut text = String::new();
+    let (mut parent_before, mut child_before) = (Vec::new(), Vec::new());
+    for n in 1..=7 {
+        let plan = plan(&id(), &chapter_spec(n, &facts), &facts).expect("plans");
+        let (parent, child) = (kinds_of(&plan.parent), kinds_of(&plan.child));
+        text.push_str(&format!(
+            "chapter {n}: {} steps on the host, {} in the container\n",
+            plan.parent.len(),
+            plan.child.len()
+        ));
+        for (side, before, now) in [
+            ("host", &parent_before, &parent),
+            ("container", &child_before, &child),
+        ] {
+            let changed = changes(before, now);
+            if !changed.is_empty() {
+                text.push_str(&format!("  {side:<9} {}\n", changed.join(", ")));
+            }
+        }
+        (parent_before, child_before) = (parent, child);
+    }
+    // Every chapter adds something, and chapter 4 trades chroot for pivot_root.
+    assert_eq!(text.matches("chapter ").count(), 7);
+    assert!(text.contains("-chroot"), "{text}");
+    snapshot_text("plan_chapter_by_chapter", &text);
+}
+
+/// Snapshot `text` under `name`, as [`snapshot`] does a plan.
+fn snapshot_text(name: &str, text: &str) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind(|| insta::assert_snapshot!(name, text));
+}
+
 #[test]
 fn a_plan_round_trips_as_json() {
     let facts = root_facts(v2());

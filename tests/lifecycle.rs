@@ -170,6 +170,72 @@ fn the_next_run_sweeps_what_a_killed_owner_left() {
 
 #[test]
 #[ignore = "needs root: run `just test-all`"]
+fn cleanup_says_what_a_killed_owner_left_and_removes_it() {
+    require_root();
+    let data = data_dir();
+    let name = unique_name("cleaned");
+    let marker = format!("marker-{name}");
+    let mut child = start(CH07, data.path(), &name, &marker);
+    // Until the container's program runs: then its cgroup, its state and its first
+    // process all exist.
+    let state = state_dir(data.path()).join(&name).join("state.json");
+    let deadline = Instant::now() + TIMEOUT;
+    let running = || {
+        fs::read_to_string(&state)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .is_some_and(|json| json["status"] == "running")
+    };
+    while !running() {
+        assert!(Instant::now() < deadline, "the container never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let init = fs::read_to_string(&state)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|json| json["init"]["pid"].as_i64())
+        .expect("the first process's pid in state.json");
+    child.kill().expect("SIGKILL the owner");
+    child.wait().expect("reap it");
+    // Its first process dies with it (PR_SET_PDEATHSIG), a moment later; what it made
+    // stays behind.
+    let dead = || {
+        fs::read_to_string(format!("/proc/{init}/stat"))
+            .ok()
+            .is_none_or(|stat| stat.rsplit(')').next().is_some_and(|s| s.starts_with(" Z")))
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    while !dead() {
+        assert!(
+            Instant::now() < deadline,
+            "the first process outlived its owner"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(wait_until_gone(&marker), Vec::<String>::new());
+    assert!(state_dir(data.path()).join(&name).exists());
+    let cleanup = |data: &Path| {
+        let output = binary(NUTSHELL, data)
+            .arg("cleanup")
+            .timeout(TIMEOUT)
+            .output()
+            .expect("run nutshell cleanup");
+        assert!(output.status.success(), "{}", stderr(&output));
+        format!(
+            "# nutshell cleanup\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    };
+    let text = cleanup(data.path()) + "\n" + &cleanup(data.path());
+    assert!(text.contains(&format!("cgroup nutshell/{name}")), "{text}");
+    assert_no_cgroup_left(&name);
+    assert_nothing_left(data.path());
+    let settings = common::snapshot_settings(data.path());
+    settings.bind(|| insta::assert_snapshot!("cleanup_after_a_killed_owner", text));
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
 fn twenty_first_runs_at_once_all_succeed_and_build_the_image_once() {
     require_root();
     let data = data_dir();
