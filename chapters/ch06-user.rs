@@ -153,8 +153,8 @@ fn explain_tour(root: Option<u32>) {
     let root = root.map_or("?".to_string(), |uid| uid.to_string());
     println!();
     println!("Inside, `id` says root; to the host the same process is uid {root}. The");
-    println!("capabilities it kept (chapter 4's set) are capabilities in its own user");
-    println!("namespace: over the namespaces that namespace owns (hostname, mounts, PIDs)");
-    println!("and over files whose owner is mapped into it. A file of an unmapped owner");
-    println!("shows as 65534 (nobody), and root inside gets only what \"others\" may do.");
+    println!("capabilities it kept (chapter 4's set, with CAP_MKNOD) count in its own user");
+    println!("namespace only: over the processes in it, and over files whose owner is");
+    println!("mapped into it. A file of an unmapped owner shows as 65534 (nobody), and");
+    println!("root inside gets only what \"others\" may do.");
 }

@@ -87,6 +87,9 @@ pub struct ContainerArgs {
     /// Print the launch plan — every step nutshell and the container take — and exit
     #[arg(long)]
     pub plan: bool,
+    /// The random id, once drawn: every use of [`ContainerArgs::id`] gets the same one.
+    #[arg(skip)]
+    random_id: std::sync::OnceLock<ContainerId>,
 }
 
 impl ContainerArgs {
@@ -144,11 +147,12 @@ impl ContainerArgs {
         Ok(())
     }
 
-    /// The container's id: the name given, or a random one.
+    /// The container's id: the name given, or a random one, the same on every call (a
+    /// chapter names its own directories after it too).
     pub fn id(&self) -> Result<ContainerId, CliError> {
         match &self.name {
             Some(name) => Ok(ContainerId::parse(name)?),
-            None => Ok(ContainerId::random()),
+            None => Ok(self.random_id.get_or_init(ContainerId::random).clone()),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! [unshare(2)](https://man7.org/linux/man-pages/man2/unshare.2.html).
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::errno::Errno;
 
@@ -98,15 +98,6 @@ pub enum NamespaceError {
         #[source]
         source: Errno,
     },
-    /// Writing the time namespace's offsets failed.
-    #[error("write {path}: {source}")]
-    TimeOffsets {
-        /// The timens_offsets file.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// The clone(2)/unshare(2) flags for `namespaces`, OR-ed together.
@@ -166,29 +157,6 @@ impl TimeOffsets {
         )
     }
 }
-
-// ANCHOR: new_time_namespace_for_children
-/// Make a new time namespace for this process's future children, with `offsets`.
-///
-/// unshare(CLONE_NEWTIME) does not move the caller: it creates the namespace that the
-/// caller's children will be born into (`/proc/self/ns/time_for_children`). The offsets
-/// can be written only while no process is in it yet, so they go in now, before the
-/// first child is cloned. `proc_dir` is normally `/proc`.
-pub fn new_time_namespace_for_children(
-    offsets: TimeOffsets,
-    proc_dir: &Path,
-) -> Result<(), NamespaceError> {
-    unshare(&[Namespace::Time])?;
-    // /proc/<tid>, not /proc/self: unshare changed this thread only, and in a
-    // multi-threaded process /proc/self is the thread-group leader. (The file exists only
-    // at the top level of /proc/<id>, not under /proc/thread-self.)
-    let path = proc_dir
-        .join(nix::unistd::gettid().to_string())
-        .join("timens_offsets");
-    std::fs::write(&path, offsets.to_proc_format())
-        .map_err(|source| NamespaceError::TimeOffsets { path, source })
-}
-// ANCHOR_END: new_time_namespace_for_children
 
 // ANCHOR: enter_new_time_namespace
 /// Move this process — single-threaded, in a user namespace it is root of — into a new

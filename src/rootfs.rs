@@ -90,57 +90,6 @@ pub fn make_mounts_private() -> Result<(), Errno> {
     )
 }
 
-// ANCHOR: mount_fresh_proc
-/// Mount a fresh procfs at `<rootfs>/proc`, for a process in a new mount namespace.
-///
-/// A proc filesystem shows the PID namespace of the process that mounts it, and the
-/// clocks of the time namespace of whoever reads it. Marking every mount private first
-/// keeps this one from propagating back to the host's mount table (chapter 4 explains
-/// propagation, and replaces this with a full plan).
-pub fn mount_fresh_proc(rootfs: &Path) -> Result<(), Errno> {
-    make_mounts_private()?;
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(
-        Some("proc"),
-        &rootfs.join("proc"),
-        Some("proc"),
-        flags,
-        None::<&str>,
-    )
-}
-// ANCHOR_END: mount_fresh_proc
-
-/// Mount a tmpfs at `<rootfs>/dev` holding one device, `null`, for a process in a new
-/// mount namespace whose mounts are already private ([`mount_fresh_proc`] makes them so).
-///
-/// Chapter 3 needs it because a shell opens /dev/null for every background job (`cmd &`).
-/// Chapter 4 replaces it with a full minimal /dev.
-pub fn mount_dev_with_null(rootfs: &Path) -> Result<(), Errno> {
-    let dev = rootfs.join("dev");
-    mount(
-        Some("tmpfs"),
-        &dev,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("mode=755,size=64k"),
-    )?;
-    let null = dev.join("null");
-    let mode = Mode::from_bits_truncate(0o666);
-    nix::sys::stat::mknod(
-        &null,
-        nix::sys::stat::SFlag::S_IFCHR,
-        mode,
-        nix::sys::stat::makedev(1, 3),
-    )?;
-    // mknod applies the umask; /dev/null must be writable by everyone.
-    nix::sys::stat::fchmodat(
-        nix::fcntl::AT_FDCWD,
-        &null,
-        mode,
-        nix::sys::stat::FchmodatFlags::FollowSymlink,
-    )
-}
-
 /// A directory's identity, which survives any renaming of paths: its device and inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DirId {

@@ -199,6 +199,12 @@ fn a_command_missing_from_the_rootfs_is_named() {
             "ch01-chroot: error: run `no-such-program`: exec no-such-program failed in the container process: ENOENT: No such file or directory (no such program in the container (looked up in its PATH), or its ELF interpreter is missing from the image)"
         ]
     );
+    let text = format!(
+        "{}\nexit status {}",
+        errors.join("\n"),
+        output.status.code().unwrap_or(-1)
+    );
+    snapshot_settings(data.path()).bind(|| insta::assert_snapshot!("ch01_no_such_program", text));
 }
 
 #[test]

@@ -284,6 +284,36 @@ fn snapshot_text(name: &str, text: &str) {
 }
 
 #[test]
+fn the_clone_makes_neither_the_time_nor_the_cgroup_namespace() {
+    // CLONE_NEWTIME's bit is in clone(2)'s exit-signal byte, and a cgroup namespace made
+    // at the clone would be rooted at the caller's cgroup: the first process makes both.
+    let facts = root_facts(hybrid());
+    let plan = plan(&id(), &everything(&facts), &facts).expect("plans");
+    let cloned = plan
+        .parent
+        .iter()
+        .find_map(|step| match step {
+            nutshell::launch::ParentStep::Clone { namespaces } => Some(namespaces.clone()),
+            _ => None,
+        })
+        .expect("a clone step");
+    assert_eq!(
+        cloned,
+        [
+            Namespace::Ipc,
+            Namespace::Net,
+            Namespace::Mount,
+            Namespace::Pid,
+            Namespace::User,
+            Namespace::Uts
+        ]
+    );
+    let text = plan.to_string();
+    assert!(text.contains("make a time namespace"), "{text}");
+    assert!(text.contains("make a cgroup namespace"), "{text}");
+}
+
+#[test]
 fn a_plan_round_trips_as_json() {
     let facts = root_facts(v2());
     let plan = plan(&id(), &everything(&facts), &facts).expect("plans");
@@ -374,7 +404,24 @@ fn a_cgroup_outside_nutshell_or_for_a_normal_user_is_refused() {
     let mut spec = chapter_spec(6, &facts);
     spec.cgroup = Some(CgroupSpec::default());
     let err = plan(&id(), &spec, &facts).expect_err("rootless cgroup");
-    assert!(err.to_string().starts_with("limits need a cgroup"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("a cgroup of the container's own needs root"),
+        "{err}"
+    );
+    spec.cgroup = Some(CgroupSpec {
+        path: None,
+        resources: Resources {
+            pids_max: Some(10),
+            ..Resources::default()
+        },
+    });
+    let err = plan(&id(), &spec, &facts).expect_err("rootless limits");
+    assert!(
+        err.to_string()
+            .starts_with("limits need a cgroup, and a cgroup needs root: a normal user"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -417,6 +464,7 @@ fn the_root_range_overlapping_a_users_is_refused_only_for_the_default_maps() {
     );
     let spec = chapter_spec(6, &facts);
     let err = plan(&id(), &spec, &facts).expect_err("overlap");
+    assert!(matches!(err, PlanError::SubIds(_)), "{err:?}");
     assert!(err.to_string().contains("overlaps alice's range"), "{err}");
     let mut given = spec.clone();
     given.uid_maps = vec![nutshell::userns::IdMap {

@@ -187,7 +187,13 @@ fn every_feature_at_once_rootless_as_nobody() {
     };
     // With limits, a normal user is told why there can be none, and nothing is made.
     let mut limited = matrix_spec(&image, &dir, &name, false);
-    limited.cgroup = Some(CgroupSpec::default());
+    limited.cgroup = Some(CgroupSpec {
+        path: None,
+        resources: nutshell::cgroups::Resources {
+            pids_max: Some(64),
+            ..Default::default()
+        },
+    });
     let refused = run_as_nobody(
         NUTSHELL,
         data.path(),
@@ -203,7 +209,7 @@ fn every_feature_at_once_rootless_as_nobody() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(
         stderr(&refused).starts_with(
-            "nutshell: error: limits need a cgroup, and a normal user can make cgroups only"
+            "nutshell: error: limits need a cgroup, and a cgroup needs root: a normal user can make cgroups only"
         ),
         "{}",
         stderr(&refused)

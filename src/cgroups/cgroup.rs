@@ -29,14 +29,11 @@
 //! [cgroup-v2.rst](https://docs.kernel.org/admin-guide/cgroup-v2.html) (sections
 //! "Controlling Controllers" and "No Internal Process Constraint").
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::thread;
 
-use nix::errno::Errno;
 use nix::unistd::Pid;
 
 use super::cgroupfs::{copy_cpuset, mkdir, read_keyed, read_number, remove_dir, write_file};
@@ -71,9 +68,6 @@ pub struct Cgroup {
     /// The path below each hierarchy's root: `nutshell/<id>`.
     path: String,
     dirs: Vec<CgroupDir>,
-    /// `cgroup.procs` of every dir, made ahead so [`Cgroup::join_self`] need not allocate
-    /// in a freshly cloned child.
-    procs_files: Vec<CString>,
     removed: bool,
 }
 
@@ -239,22 +233,12 @@ impl Cgroup {
         let mut cgroup = Cgroup {
             path: path.to_owned(),
             dirs: Vec::new(),
-            procs_files: Vec::new(),
             removed: false,
         };
         for (mount, controllers) in planned {
             let dir = mount.mount_point.join(path);
             // On error `cgroup` is dropped here, which removes the dirs made so far.
             make_dirs(mount, &controllers, &levels)?;
-            let procs = dir.join("cgroup.procs");
-            cgroup
-                .procs_files
-                .push(CString::new(procs.as_os_str().as_bytes()).map_err(|_| {
-                    CgroupError::InvalidName {
-                        name: path.to_owned(),
-                        problem: "the cgroup path contains a NUL byte",
-                    }
-                })?);
             cgroup.dirs.push(CgroupDir {
                 version: mount.version,
                 controllers,
@@ -273,7 +257,6 @@ impl Cgroup {
         Ok(Cgroup {
             path: path.to_owned(),
             dirs,
-            procs_files: Vec::new(),
             removed: false,
         })
     }
@@ -302,32 +285,7 @@ impl Cgroup {
         Ok(())
     }
 
-    // ANCHOR: join_self
-    /// Moves the calling process into the cgroup: writes `0` (meaning "the writer") to
-    /// `cgroup.procs` in every dir. Meant as a step in a freshly cloned child, so it only
-    /// makes raw syscalls; returns the errno of the first failure.
-    pub fn join_self(&self) -> Result<(), Errno> {
-        for procs in &self.procs_files {
-            // SAFETY: `procs` is a NUL-terminated path; the fd is closed on every path.
-            let fd = unsafe {
-                libc::open(
-                    procs.as_ptr(),
-                    libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
-                )
-            };
-            let fd = Errno::result(fd)?;
-            // SAFETY: writes one byte from a static buffer to the fd opened above.
-            let written = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
-            let result = Errno::result(written);
-            // SAFETY: fd is ours and not used after this.
-            unsafe { libc::close(fd) };
-            result?;
-        }
-        Ok(())
-    }
-    // ANCHOR_END: join_self
-
-    /// Moves process `pid` (and, on v2, all its threads) into the cgroup.
+    /// Moves process `pid`, with all its threads, into the cgroup (its `cgroup.procs`).
     pub fn add_pid(&self, pid: Pid) -> Result<(), CgroupError> {
         for dir in &self.dirs {
             write_file(&dir.path.join("cgroup.procs"), &pid.to_string())?;
@@ -422,6 +380,7 @@ impl Cgroup {
         })
     }
 
+    // ANCHOR: kill_all
     /// SIGKILL every process in the cgroup, in every hierarchy: how a container whose
     /// owner was killed is ended. Waits up to 2 s for them to be gone.
     pub fn kill_all(&self) -> Result<(), CgroupError> {
@@ -455,6 +414,7 @@ impl Cgroup {
         }
         Ok(())
     }
+    // ANCHOR_END: kill_all
 
     /// Removes every dir (retrying `EBUSY` for up to 2 s while processes finish
     /// exiting), then the levels above it up to `nutshell`, which stay if another

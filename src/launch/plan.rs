@@ -86,6 +86,10 @@ pub enum PlanError {
     /// The container asks for a cgroup, and this caller or host cannot make one.
     #[error("{0}")]
     NoCgroup(String),
+    /// The subordinate id ranges the default maps would use are unusable (root's
+    /// `nutshell` range overlaps a user's): the reason.
+    #[error("{0}")]
+    SubIds(String),
     /// The cgroup path is not one nutshell may use.
     #[error(transparent)]
     CgroupPath(#[from] cgroups::CgroupError),
@@ -142,9 +146,16 @@ pub fn plan(
     parent.push(ParentStep::SealInit {
         binary: facts.init_binary.clone(),
     });
-    parent.push(ParentStep::Clone {
-        namespaces: spec.namespaces.new_kinds(),
-    });
+    // Not the time and cgroup namespaces: the first process makes those itself (see
+    // the child steps below). CLONE_NEWTIME is not even a clone(2) flag: its bit is in
+    // the byte that holds the exit signal.
+    let cloned = spec
+        .namespaces
+        .new_kinds()
+        .into_iter()
+        .filter(|kind| !matches!(kind, Namespace::Time | Namespace::Cgroup))
+        .collect();
+    parent.push(ParentStep::Clone { namespaces: cloned });
     if let Some(mapping) = mapping
         .as_ref()
         .filter(|_| spec.namespaces.user == NamespaceMode::New)

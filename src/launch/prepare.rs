@@ -104,6 +104,11 @@ pub(super) fn make_container_dirs(
     {
         let path = dir.join(name);
         std::fs::create_dir(&path).map_err(io("create", &path))?;
+        // The mount points of idmapped layers: the container's root owns them too, as
+        // the plan says, though what is attached on them hides them.
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(io("chown", &path))?;
+        }
     }
     Ok(dir)
 }

@@ -95,6 +95,7 @@ pub(super) fn plan_root(
                 overlay: None,
             })
         }
+        // ANCHOR: plan_overlay
         RootFs::Overlay {
             lowers,
             upper,
@@ -186,4 +187,5 @@ pub(super) fn plan_root(
         }
     }
 }
+// ANCHOR_END: plan_overlay
 // ANCHOR_END: plan_root

@@ -97,7 +97,7 @@ pub(super) fn plan_mapping(
     let ranges = |ranges: &Result<Vec<userns::SubIdRange>, String>| match ranges {
         Ok(ranges) => Ok(ranges.clone()),
         Err(_) if !spec.uid_maps.is_empty() => Ok(Vec::new()),
-        Err(problem) => Err(PlanError::NoCgroup(problem.clone())),
+        Err(problem) => Err(PlanError::SubIds(problem.clone())),
     };
     let plan = userns::plan_mapping(
         &facts.caller,
@@ -122,9 +122,12 @@ pub(super) fn plan_cgroup(
         return Ok(Vec::new());
     };
     if !facts.caller.privileged {
-        return Err(PlanError::NoCgroup(format!(
-            "limits need a cgroup, and {NO_ROOTLESS_CGROUP}"
-        )));
+        let what = if cgroup.resources == Default::default() {
+            "a cgroup of the container's own needs root"
+        } else {
+            "limits need a cgroup, and a cgroup needs root"
+        };
+        return Err(PlanError::NoCgroup(format!("{what}: {NO_ROOTLESS_CGROUP}")));
     }
     let layout = facts.cgroups.as_ref().ok_or_else(|| {
         PlanError::NoCgroup("no cgroup hierarchy is mounted on this host".to_string())

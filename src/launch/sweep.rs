@@ -13,6 +13,10 @@ use crate::spec::{ContainerSpec, EnterRoot, Namespaces, Process, Program, Root, 
 use crate::userns::IdMaps;
 use crate::workloads::Builtin;
 
+/// How long a killed container's first process may take to die before its dirs are
+/// removed anyway.
+const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 // ANCHOR: sweep_stale
 /// Remove every container under `state_root` whose owner is gone (its lock can be
 /// taken): kill its processes, remove its cgroup, its directories and its state. Returns
@@ -39,6 +43,12 @@ pub fn sweep_stale(state_root: &Path, facts: &HostFacts) -> Result<Vec<String>, 
                     nix::unistd::Pid::from_raw(init.pid),
                     nix::sys::signal::Signal::SIGKILL,
                 );
+                // Its mounts (an overlay on the container's dirs) go with its mount
+                // namespace, once it is dead: wait for that, a moment, before removing.
+                let deadline = std::time::Instant::now() + KILL_WAIT;
+                while init.alive() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
                 what.push(format!("process {}", init.pid));
             }
             if let (Some((path, controllers)), Some(layout)) = (&state.owned.cgroup, &facts.cgroups)

@@ -39,6 +39,7 @@ pub(super) fn open_plain(path: &Path) -> Result<OwnedFd, Errno> {
     )
 }
 
+// ANCHOR: open_beneath
 /// openat2(2) `path` below `root` as if `root` were `/`.
 pub(super) fn open_beneath(
     root: BorrowedFd,
@@ -74,6 +75,7 @@ pub(super) fn open_beneath(
     // SAFETY: openat2 returned a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
+// ANCHOR_END: open_beneath
 
 /// Make the missing parts of `path` below `root`, each directory made inside the root,
 /// the last one a file when `make` says so.

@@ -34,6 +34,7 @@ pub fn propagation_section(kind: Propagation) -> Vec<MountOp> {
     vec![MountOp::Propagation { kind }]
 }
 
+// ANCHOR: mounts_section
 /// The spec's mounts, in order, each under the root. In a user namespace without a
 /// network namespace of its own, sysfs cannot be mounted: the host's `/sys` is bound
 /// read-only instead, everything below it included, as rootless podman does.
@@ -67,6 +68,9 @@ pub fn mounts_section(mounts: &[Mount], ctx: &MountContext) -> Vec<MountOp> {
     ops
 }
 
+// ANCHOR_END: mounts_section
+
+// ANCHOR: devices_section
 /// The device nodes and links of a fresh `/dev`. In a user namespace mknod(2) is refused
 /// (it needs CAP_MKNOD in the host's user namespace, or any container could make a node
 /// for the host's disk), so each node is a bind mount of the host's.
@@ -104,6 +108,8 @@ pub fn devices_section(devices: &[Device], with_pts: bool, ctx: &MountContext) -
     );
     ops
 }
+
+// ANCHOR_END: devices_section
 
 /// Into the root: pivot_root, which needs the root to be a mount point, or chroot.
 pub fn enter_section(enter: EnterRoot, ctx: &MountContext) -> Vec<MountOp> {

@@ -88,6 +88,7 @@ impl OverlayLayers {
     }
     // ANCHOR_END: mount_options
 
+    // ANCHOR: mount_op
     /// The overlay as one operation of a mount plan (see [`crate::mounts::MountPlan`]).
     pub fn mount_op(&self, target: &Path) -> Result<MountOp, OverlayError> {
         Ok(MountOp::Mount {
@@ -99,6 +100,7 @@ impl OverlayLayers {
             },
         })
     }
+    // ANCHOR_END: mount_op
 
     // ANCHOR: mount
     /// Mount the overlay on `target`. A refusal comes back with [`explain_mount_error`]'s

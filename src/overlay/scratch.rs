@@ -21,8 +21,8 @@ pub struct ContainerDirs {
 
 impl ContainerDirs {
     // ANCHOR: create
-    /// Make `<data_dir>/containers/<name>/{upper,work,merged}`. Name containers
-    /// `nutshell-<something>`, so that a leaked directory says who made it. With `owner`
+    /// Make `<data_dir>/containers/<name>/{upper,work,merged}`, `name` being the
+    /// container's id (which also names its state and its cgroup). With `owner`
     /// (a host uid and gid), upper, work and merged belong to it: a container whose root
     /// is mapped to that uid can then mount the overlay and write its upper.
     pub fn create(
@@ -178,6 +178,7 @@ fn is_mount_point(dir: &Path, parent: &Path) -> bool {
     }
 }
 
+// ANCHOR: remove_tree
 /// Remove `path` and everything below it, never following a symlink (a container may
 /// have put `etc/evil -> /` in its upper: the link goes, `/` stays). Directories are made
 /// readable first: the kernel leaves `work/work` with mode 000, which stops even its
@@ -204,3 +205,4 @@ pub fn remove_tree(path: &Path) -> Result<(), OverlayError> {
         other => other.map_err(OverlayError::io("remove", path)),
     }
 }
+// ANCHOR_END: remove_tree

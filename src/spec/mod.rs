@@ -33,6 +33,7 @@ use crate::userns::IdMap;
 pub use mount::{Device, Mount, MountKind, MountOptions, Propagation};
 pub use process::{CONTAINER_PATH, Process, Program, Rlimit, RlimitResource, User, standard_env};
 
+// ANCHOR: container_spec
 /// Everything about one container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +78,7 @@ pub struct ContainerSpec {
     /// The process the container runs.
     pub process: Process,
 }
+// ANCHOR_END: container_spec
 
 impl ContainerSpec {
     /// A container on `root` running `process`, with nothing else: no namespaces of its

@@ -116,6 +116,7 @@ impl MountOptions {
 }
 
 impl Mount {
+    // ANCHOR: proc_and_dev
     /// A fresh procfs at `/proc`: nothing in it is a program or a device.
     pub fn proc() -> Mount {
         Mount::new("/proc", MountKind::Proc, MountOptions::inert())
@@ -134,6 +135,7 @@ impl Mount {
             options.with_data(&["mode=755", "size=64k"]),
         )
     }
+    // ANCHOR_END: proc_and_dev
 
     /// The container's own devpts at `/dev/pts`; new terminals belong to `tty_gid` (the
     /// image's `tty` group), if given.
