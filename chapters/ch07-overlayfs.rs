@@ -10,6 +10,7 @@ use clap::Parser;
 use nutshell::cli::{
     ContainerArgs, LimitArgs, NamespaceArgs, UserArgs, main_with, shell_line, transcript,
 };
+use nutshell::image::ImageStore;
 use nutshell::launch::{self, ContainerId, HostFacts, LaunchPlan, NO_ROOTLESS_CGROUP};
 use nutshell::overlay;
 use nutshell::process::Exit;
@@ -73,7 +74,8 @@ fn main() -> std::process::ExitCode {
         args.user.validate()?;
         args.limits.validate(privileged)?;
         let rootfs = args.container.rootfs()?;
-        let id = args.container.id()?;
+        // A bad --name is refused here, before the demo layers are made.
+        args.container.id()?;
         let facts = HostFacts::detect();
         if args.break_it {
             return break_it(&args, &rootfs, &facts);
@@ -85,15 +87,16 @@ fn main() -> std::process::ExitCode {
             Program::Args(args.command.clone())
         };
         // Top first: the --layer dirs (or the tour's demo layers), then the image.
-        let demo = (tour && args.layers.is_empty())
-            .then(|| facts.data_dir.join("demo-layers").join(id.as_str()));
-        let mut lowers = match &demo {
-            Some(dir) => demo_layers(dir)?,
-            None => args
-                .layers
+        let store = ImageStore::new(&facts.data_dir);
+        let mut lowers = if !(tour && args.layers.is_empty()) {
+            args.layers
                 .iter()
                 .map(|dir| nutshell::rootfs::resolve_rootfs(dir).context("--layer"))
-                .collect::<anyhow::Result<_>>()?,
+                .collect::<anyhow::Result<_>>()?
+        } else if args.container.plan {
+            store.demo_layer_dirs()
+        } else {
+            store.demo_layers()?
         };
         lowers.push(rootfs.clone());
         // ANCHOR: spec
@@ -110,16 +113,10 @@ fn main() -> std::process::ExitCode {
         args.user.apply(&mut spec)?;
         args.limits.apply(&mut spec, privileged)?;
         // ANCHOR_END: spec
-        let result = match args.container.plan_or_print(&spec, &rootfs, true) {
-            Ok(Some((plan, facts))) => run(&args, plan, &spec, &facts, &lowers, &rootfs),
-            Ok(None) => Ok(0),
-            Err(err) => Err(err.into()),
-        };
-        if let Some(dir) = demo {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("remove {}", dir.display()))?;
-            remove_if_empty(dir.parent());
+        match args.container.plan_or_print(&spec, &rootfs, true)? {
+            Some((plan, facts)) => run(&args, plan, &spec, &facts, &lowers, &rootfs),
+            None => Ok(0),
         }
-        result
     })
 }
 
@@ -207,22 +204,6 @@ fn remove_if_empty(dir: Option<&Path>) {
         // ENOTEMPTY: another run's dir is in it, and that run removes it.
         let _ = std::fs::remove_dir(dir);
     }
-}
-
-/// Two tiny layers for the tour in `dir`, top first, that both have /etc/motd: the top
-/// one's wins.
-fn demo_layers(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut layers = Vec::new();
-    for (name, text) in [
-        ("demo-top", "from the top layer (lower 1)\n"),
-        ("demo-base", "from the layer below it (lower 2)\n"),
-    ] {
-        let etc = dir.join(name).join("etc");
-        std::fs::create_dir_all(&etc).with_context(|| format!("create {}", etc.display()))?;
-        std::fs::write(etc.join("motd"), text).context("write a demo layer's /etc/motd")?;
-        layers.push(dir.join(name));
-    }
-    Ok(layers)
 }
 
 // ANCHOR: break_it

@@ -144,6 +144,15 @@ pub struct ImageStore {
 /// The name of the image chapters run when not given `--rootfs`.
 pub const DEFAULT_IMAGE: &str = "default";
 
+/// Where [`ImageStore::demo_layers`] keeps chapter 7's demo layers, under the images.
+const DEMO_LAYERS_DIR: &str = "demo-layers";
+
+/// Chapter 7's demo layers, top first, and what each one's `/etc/motd` says.
+const DEMO_LAYERS: [(&str, &str); 2] = [
+    ("demo-top", "from the top layer (lower 1)\n"),
+    ("demo-base", "from the layer below it (lower 2)\n"),
+];
+
 impl ImageStore {
     /// The store under the data directory `data_dir` (see [`crate::store`]).
     pub fn new(data_dir: &Path) -> Self {
@@ -287,6 +296,51 @@ impl ImageStore {
         self.open_built(DEFAULT_IMAGE)
     }
 
+    /// The two tiny layers chapter 7's tour stacks over the image, top first, each with
+    /// its own `/etc/motd`: `<images>/demo-layers/{demo-top,demo-base}`, whether or not
+    /// they are made yet.
+    pub fn demo_layer_dirs(&self) -> Vec<PathBuf> {
+        DEMO_LAYERS
+            .iter()
+            .map(|(name, _)| self.dir.join(DEMO_LAYERS_DIR).join(name))
+            .collect()
+    }
+
+    /// [`ImageStore::demo_layer_dirs`], made once, under the build lock, and kept as the
+    /// default image is: read-only lowers that any number of containers share.
+    pub fn demo_layers(&self) -> Result<Vec<PathBuf>, ImageError> {
+        let layers = self.demo_layer_dirs();
+        let target = self.dir.join(DEMO_LAYERS_DIR);
+        if target.exists() {
+            return Ok(layers);
+        }
+        let _lock = self.lock()?;
+        if target.exists() {
+            return Ok(layers);
+        }
+        self.remove_partial_builds()?;
+        let partial = self
+            .dir
+            .join(format!(".{DEMO_LAYERS_DIR}.partial-{}", std::process::id()));
+        let write_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ImageError::Write { path, source }
+        };
+        let result = (|| {
+            for (name, text) in DEMO_LAYERS {
+                let etc = partial.join(name).join("etc");
+                fs::create_dir_all(&etc).map_err(write_err(&etc))?;
+                fs::write(etc.join("motd"), text).map_err(write_err(&etc.join("motd")))?;
+            }
+            fs::rename(&partial, &target).map_err(write_err(&target))
+        })();
+        if let Err(err) = result {
+            let _ = fs::remove_dir_all(&partial);
+            return Err(err);
+        }
+        Ok(layers)
+    }
+
     /// Open an image that must exist.
     fn open_built(&self, name: &str) -> Result<Image, ImageError> {
         self.open(name)?.ok_or_else(|| ImageError::Damaged {
@@ -346,6 +400,28 @@ mod tests {
             store.image_dir("default").expect("valid"),
             Path::new("/data/images/default")
         );
+    }
+
+    #[test]
+    fn the_demo_layers_are_made_once_and_each_has_its_own_motd() {
+        let data = tempfile::tempdir().expect("temp dir");
+        let store = ImageStore::new(data.path());
+        let stale = data.path().join("images/.demo-layers.partial-99999999");
+        fs::create_dir_all(&stale).expect("make a stale partial");
+        let planned = store.demo_layer_dirs();
+        assert!(
+            planned.iter().all(|dir| !dir.exists()),
+            "planning made them"
+        );
+        let layers = store.demo_layers().expect("make them");
+        assert_eq!(layers, planned);
+        let motd = |dir: &Path| fs::read_to_string(dir.join("etc/motd")).expect("motd");
+        assert_eq!(motd(&layers[0]), "from the top layer (lower 1)\n");
+        assert_eq!(motd(&layers[1]), "from the layer below it (lower 2)\n");
+        assert!(!stale.exists(), "the stale partial is still there");
+        fs::write(layers[0].join("etc/marker"), "").expect("mark the layer");
+        assert_eq!(store.demo_layers().expect("again"), layers);
+        assert!(layers[0].join("etc/marker").exists(), "made a second time");
     }
 
     #[test]

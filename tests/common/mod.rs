@@ -43,7 +43,6 @@ pub fn assert_nothing_left(data: &Path) {
     for dir in [
         state_dir(data),
         data.join("containers"),
-        data.join("demo-layers"),
         data.join("break-it"),
     ] {
         let left: Vec<_> = std::fs::read_dir(&dir)
