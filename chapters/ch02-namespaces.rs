@@ -121,7 +121,7 @@ fn main() -> std::process::ExitCode {
 /// This chapter's container, once for each program the tour runs in it.
 struct Container {
     spec: ContainerSpec,
-    id: Option<String>,
+    id: launch::ContainerId,
     facts: HostFacts,
     new_namespaces: bool,
 }
@@ -143,7 +143,7 @@ impl Container {
         }
         Ok(Container {
             spec,
-            id: args.container.name.clone(),
+            id: args.container.id()?,
             facts: HostFacts::detect(),
             new_namespaces: !args.no_namespaces,
         })
@@ -154,11 +154,7 @@ impl Container {
     fn plan(&self, program: Program) -> anyhow::Result<(launch::LaunchPlan, ContainerSpec)> {
         let mut spec = self.spec.clone();
         spec.process.program = program;
-        let id = match &self.id {
-            Some(name) => launch::ContainerId::parse(name)?,
-            None => launch::ContainerId::random(),
-        };
-        Ok((launch::plan(&id, &spec, &self.facts)?, spec))
+        Ok((launch::plan(&self.id, &spec, &self.facts)?, spec))
     }
 
     /// Run `program` in the container, to the end.

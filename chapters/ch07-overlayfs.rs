@@ -11,7 +11,7 @@ use nutshell::cli::{
     ContainerArgs, LimitArgs, NamespaceArgs, UserArgs, main_with, shell_line, transcript,
 };
 use nutshell::image::ImageStore;
-use nutshell::launch::{self, ContainerId, HostFacts, LaunchPlan, NO_ROOTLESS_CGROUP};
+use nutshell::launch::{self, HostFacts, LaunchPlan, NO_ROOTLESS_CGROUP};
 use nutshell::overlay;
 use nutshell::process::Exit;
 use nutshell::spec::{ContainerSpec, Program, RootFs, Upper, chapters};
@@ -236,7 +236,7 @@ fn break_it(args: &Args, rootfs: &Path, facts: &HostFacts) -> anyhow::Result<i32
         args.namespaces.apply(&mut spec)?;
         args.user.apply(&mut spec)?;
         println!("\n[container]  {script}");
-        let plan = launch::plan(&ContainerId::random(), &spec, facts)?;
+        let plan = launch::plan(&args.container.id()?, &spec, facts)?;
         launch::run_to_end(plan, &spec, facts)?;
         Ok(())
     };

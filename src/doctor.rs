@@ -14,8 +14,8 @@ use nix::mount::{MsFlags, mount};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Uid, fork, setgroups, setresgid, setresuid};
 
+use crate::cgroups::CgroupLayout;
 use crate::cgroups::layout::detect_host;
-use crate::cgroups::{CgroupLayout, CgroupVersion};
 use crate::chapters::{CHAPTERS, Chapter, Need};
 use crate::image::{DEFAULT_IMAGE, Image, ImageStore};
 use crate::namespaces::Namespace;
@@ -266,10 +266,7 @@ pub fn render(report: &HostReport) -> String {
                 } else {
                     m.controllers.join(", ")
                 };
-                let version = match m.version {
-                    CgroupVersion::V1 => "v1",
-                    CgroupVersion::V2 => "v2",
-                };
+                let version = m.version.short();
                 let _ = writeln!(
                     out,
                     "    {version:<4}{:<width$}{controllers}",

@@ -53,6 +53,13 @@ fn built_image(data: &Path) -> PathBuf {
     data.join("images/default/rootfs")
 }
 
+/// A copy of `image` at `to` (`cp -a`), to make evil: `to`.
+fn copy_of(image: &Path, to: &Path) -> PathBuf {
+    let status = Command::new("cp").arg("-a").arg(image).arg(to).status();
+    assert!(status.expect("cp -a").success());
+    to.to_path_buf()
+}
+
 /// The names in a host directory, to compare before and after.
 fn names(dir: &Path) -> Vec<String> {
     nutshell::rootfs::list_dir(dir).unwrap_or_else(|e| panic!("list {}: {e}", dir.display()))
@@ -73,13 +80,7 @@ fn an_image_whose_dev_proc_or_sys_points_out_of_the_root_is_refused() {
     ];
     for (entry, chapters) in cases {
         for target in ["/", "/etc", "../../.."] {
-            let rootfs = data.path().join(format!("evil-{entry}"));
-            let status = Command::new("cp")
-                .arg("-a")
-                .arg(&image)
-                .arg(&rootfs)
-                .status();
-            assert!(status.expect("cp -a").success());
+            let rootfs = copy_of(&image, &data.path().join(format!("evil-{entry}")));
             fs::remove_dir(rootfs.join(entry)).expect("remove the image's dir");
             std::os::unix::fs::symlink(target, rootfs.join(entry)).expect("symlink");
             for (binary_path, name) in chapters {
@@ -129,13 +130,7 @@ fn a_symlink_deeper_in_a_mount_target_is_refused_by_the_container_itself() {
     let image = built_image(data.path());
     // /var/run -> / in the image: a tmpfs meant for /var/run/x would land on the host's
     // /x. The up-front check looks at /var only; the first process's openat2 refuses it.
-    let rootfs = data.path().join("deep");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(&image)
-        .arg(&rootfs)
-        .status();
-    assert!(status.expect("cp -a").success());
+    let rootfs = copy_of(&image, &data.path().join("deep"));
     fs::create_dir_all(rootfs.join("var")).expect("mkdir var");
     std::os::unix::fs::symlink("/", rootfs.join("var/run")).expect("symlink");
     let mut spec = nutshell::spec::chapters::for_chapter(

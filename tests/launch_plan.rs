@@ -124,10 +124,7 @@ fn everything(facts: &HostFacts) -> ContainerSpec {
 }
 
 fn snapshot(name: &str, plan: &LaunchPlan) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_omit_expression(true);
-    settings.bind(|| insta::assert_snapshot!(name, plan.to_string()));
+    snapshot_text(name, &plan.to_string());
 }
 
 #[test]
@@ -275,7 +272,7 @@ fn each_chapter_adds_its_steps_to_the_one_before() {
     snapshot_text("plan_chapter_by_chapter", &text);
 }
 
-/// Snapshot `text` under `name`, as [`snapshot`] does a plan.
+/// Snapshot `text` under `name`.
 fn snapshot_text(name: &str, text: &str) {
     let mut settings = insta::Settings::clone_current();
     settings.set_prepend_module_to_snapshot(false);

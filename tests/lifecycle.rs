@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nutshell::launch::{State, Status};
+
 use common::{
     assert_no_cgroup_left, assert_nothing_left, binary, data_dir, output_within, require_root,
     state_dir, stderr, unique_name,
@@ -179,33 +181,31 @@ fn cleanup_says_what_a_killed_owner_left_and_removes_it() {
     // Until the container's program runs: then its cgroup, its state and its first
     // process all exist.
     let state = state_dir(data.path()).join(&name).join("state.json");
-    let deadline = Instant::now() + TIMEOUT;
-    let running = || {
+    let read = || {
         fs::read_to_string(&state)
             .ok()
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .is_some_and(|json| json["status"] == "running")
+            .and_then(|text| serde_json::from_str::<State>(&text).ok())
     };
-    while !running() {
+    let deadline = Instant::now() + TIMEOUT;
+    let init = loop {
+        if let Some(State {
+            status: Status::Running,
+            init: Some(init),
+            ..
+        }) = read()
+        {
+            break init;
+        }
         assert!(Instant::now() < deadline, "the container never ran");
         std::thread::sleep(Duration::from_millis(20));
-    }
-    let init = fs::read_to_string(&state)
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|json| json["init"]["pid"].as_i64())
-        .expect("the first process's pid in state.json");
+    };
     child.kill().expect("SIGKILL the owner");
     child.wait().expect("reap it");
     // Its first process dies with it (PR_SET_PDEATHSIG), a moment later; what it made
     // stays behind.
-    let dead = || {
-        fs::read_to_string(format!("/proc/{init}/stat"))
-            .ok()
-            .is_none_or(|stat| stat.rsplit(')').next().is_some_and(|s| s.starts_with(" Z")))
-    };
     let deadline = Instant::now() + TIMEOUT;
-    while !dead() {
+    // Until it is gone, or a zombie its new parent has yet to reap.
+    while init.alive() {
         assert!(
             Instant::now() < deadline,
             "the first process outlived its owner"

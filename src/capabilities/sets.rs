@@ -72,7 +72,7 @@ impl CapSet {
     }
 
     /// Every capability numbered 0 to `last_cap`, the host's
-    /// `/proc/sys/kernel/cap_last_cap` (see [`cap_last_cap`]); numbers above 40 add nothing.
+    /// `/proc/sys/kernel/cap_last_cap` (see [`super::cap_last_cap`]); numbers above 40 add nothing.
     pub fn all_up_to(last_cap: u32) -> CapSet {
         match last_cap.checked_add(1) {
             Some(count) if count < 64 => CapSet::from_bits((1 << count) - 1),
@@ -209,7 +209,7 @@ impl Capabilities {
 
 impl Capabilities {
     /// What root has on the host: every capability 0 to `last_cap` (see
-    /// [`cap_last_cap`]) in bounding, effective and permitted; inheritable and ambient
+    /// [`super::cap_last_cap`]) in bounding, effective and permitted; inheritable and ambient
     /// empty.
     pub fn all(last_cap: u32) -> Capabilities {
         let all = CapSet::all_up_to(last_cap);
@@ -242,7 +242,7 @@ impl Capabilities {
     /// bounding ∪ inheritable, others only ambient). Not checkable here, because they
     /// depend on the applying process, not on the sets: capset(2) lets permitted only
     /// shrink, and without `CAP_SETPCAP` in effective lets inheritable gain only what is
-    /// permitted. [`apply`] reports those with the errno and what it most likely means.
+    /// permitted. [`super::apply`] reports those with the errno and what it most likely means.
     pub fn check(&self) -> Result<(), CapError> {
         for rule in CapRule::IN_ORDER {
             let (inner, outer) = rule.sets(self);
@@ -280,7 +280,7 @@ pub enum CapRule {
 }
 
 impl CapRule {
-    /// The rules in the order [`drop_bounding`] and [`apply`] meet them.
+    /// The rules in the order [`super::drop_bounding`] and [`super::apply`] meet them.
     pub const IN_ORDER: [CapRule; 4] = [
         CapRule::InheritableWithinBounding,
         CapRule::EffectiveWithinPermitted,

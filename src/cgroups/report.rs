@@ -18,10 +18,7 @@ pub fn describe(layout: &CgroupLayout, cgroup: &Cgroup) -> String {
         .max()
         .unwrap_or(0);
     for dir in cgroup.dirs() {
-        let version = match dir.version {
-            CgroupVersion::V1 => "v1",
-            CgroupVersion::V2 => "v2",
-        };
+        let version = dir.version.short();
         let _ = writeln!(
             text,
             "  {version} {:<width$}  {}",

@@ -377,10 +377,7 @@ pub fn render_table(settings: &[Setting]) -> String {
     let rows: Vec<[String; 4]> = settings
         .iter()
         .map(|s| {
-            let version = match s.version {
-                CgroupVersion::V1 => "v1",
-                CgroupVersion::V2 => "v2",
-            };
+            let version = s.version.short();
             [
                 s.ask().to_owned(),
                 format!("{} {}", version, s.file),

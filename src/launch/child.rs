@@ -67,10 +67,7 @@ fn run(sync: OwnedFd, boot: Boot) -> i32 {
     let mut applier = Some(Applier::new(&boot.rootfs, &trees));
     let mut sync = Some(sync);
     for (index, step) in boot.steps.iter().enumerate().skip(boot.first) {
-        let failed = |errno: Errno| Report::Failed {
-            step: index as u32,
-            errno: errno as i32,
-        };
+        let failed = |errno: Errno| Report::failed(index as u32, errno);
         let result = match step {
             ChildStep::Exec { program, env, init } => {
                 drop(applier.take());
@@ -247,13 +244,7 @@ fn exec(program: &Program, env: &[String], init: bool, sync: OwnedFd, step: u32)
         return become_program(program, env, sync, step);
     }
     if let Err(errno) = init::become_init() {
-        send(
-            sync.as_raw_fd(),
-            Report::Failed {
-                step,
-                errno: errno as i32,
-            },
-        );
+        send(sync.as_raw_fd(), Report::failed(step, errno));
         return 127;
     }
     // The child says through this pipe whether its exec failed; the pipe closes on exec.
@@ -269,13 +260,7 @@ fn exec(program: &Program, env: &[String], init: bool, sync: OwnedFd, step: u32)
         }
         Ok(ForkResult::Parent { child }) => child,
         Err(errno) => {
-            send(
-                sync.as_raw_fd(),
-                Report::Failed {
-                    step,
-                    errno: errno as i32,
-                },
-            );
+            send(sync.as_raw_fd(), Report::failed(step, errno));
             return 127;
         }
     };
@@ -313,13 +298,7 @@ fn become_program(program: &Program, env: &[String], report: OwnedFd, step: u32)
     match program {
         Program::Args(args) => {
             let errno = exec_in_path(args, env);
-            write_report(
-                report.as_raw_fd(),
-                Report::Failed {
-                    step,
-                    errno: errno as i32,
-                },
-            );
+            write_report(report.as_raw_fd(), Report::failed(step, errno));
             127
         }
         Program::Builtin(builtin) => {

@@ -30,6 +30,14 @@ pub enum Report {
 pub const REPORT_LEN: usize = 12;
 
 impl Report {
+    /// Step `step` failed with `errno`.
+    pub fn failed(step: u32, errno: nix::errno::Errno) -> Report {
+        Report::Failed {
+            step,
+            errno: errno as i32,
+        }
+    }
+
     /// Three native-endian 32-bit words: kind, step, errno.
     pub fn encode(self) -> [u8; REPORT_LEN] {
         let (kind, step, errno) = match self {

@@ -1,5 +1,5 @@
-//! Performing a [`MountPlan`] with system calls, in the container's first process, in its
-//! new mount namespace.
+//! Performing the mount plan's operations ([`MountOp`]) with system calls, in the
+//! container's first process, in its new mount namespace.
 //!
 //! # Security
 //!
@@ -29,7 +29,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{chdir, pivot_root};
 
-use super::plan::{MountOp, MountPlan};
+use super::plan::MountOp;
 use super::resolve::{Follow, Make, fd_path, make_beneath, open_beneath, open_plain};
 use crate::spec::{MountOptions, Propagation};
 
@@ -183,14 +183,6 @@ impl<'a> Applier<'a> {
                 set_read_only(at.as_fd(), *recursive)
             }
         }
-    }
-
-    /// Perform every operation of `plan` in order; on failure, which one and the errno.
-    pub fn apply_all(&mut self, plan: &MountPlan) -> Result<(), (usize, Errno)> {
-        for (index, op) in plan.ops.iter().enumerate() {
-            self.apply(op).map_err(|errno| (index, errno))?;
-        }
-        Ok(())
     }
 
     // ANCHOR: mask

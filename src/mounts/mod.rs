@@ -13,9 +13,10 @@
 //! *mount* of the namespace and the host's root is detached from it, so chapter 1's
 //! escape has nowhere to go. Masked and read-only paths follow runc's default spec.
 //!
-//! Introduced in chapter 4 (ch04-mount). The work is split in two: [`MountPlan`]
-//! computes what to do as data (pure, snapshot-tested), [`Applier`] does it, resolving
-//! every path inside the root.
+//! Introduced in chapter 4 (ch04-mount). The work is split in two: the sections
+//! ([`mounts_section`] and the others) compute what to do as [`MountOp`]s, plain data
+//! that the launch plan carries (pure, snapshot-tested); [`Applier`] does it, in the
+//! container's first process, resolving every path inside the root.
 //!
 //! See also [mount_namespaces(7)](https://man7.org/linux/man-pages/man7/mount_namespaces.7.html),
 //! [mount(2)](https://man7.org/linux/man-pages/man2/mount.2.html),
@@ -31,7 +32,7 @@ mod sections;
 use std::path::Path;
 
 pub use apply::{Applier, pivot_root_into};
-pub use plan::{MASKED_PATHS, MountOp, MountPlan, READONLY_PATHS};
+pub use plan::{MASKED_PATHS, MountOp, READONLY_PATHS};
 pub use sections::{
     MountContext, devices_section, enter_section, mounts_section, propagation_section,
     protect_section,

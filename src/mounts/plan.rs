@@ -58,7 +58,7 @@ pub(super) const DEV_SYMLINKS: &[(&str, &str)] = &[
     ("core", "/proc/kcore"),
 ];
 
-/// One operation of a [`MountPlan`]. Paths before the root is entered are host paths
+/// One operation of a mount plan (see [`crate::launch::plan`]). Paths before the root is entered are host paths
 /// (those under the new root are resolved inside it, never through a symlink out of
 /// it); paths after it are the container's own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,13 +155,6 @@ pub enum MountOp {
     },
 }
 
-/// Everything that makes a directory a container's root, in the order it must happen.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MountPlan {
-    /// The operations, in order.
-    pub ops: Vec<MountOp>,
-}
-
 impl fmt::Display for MountOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -243,15 +236,5 @@ impl fmt::Display for MountOp {
                 write!(f, "make the mount at {}{below} read-only", path.display())
             }
         }
-    }
-}
-
-impl fmt::Display for MountPlan {
-    /// The plan as a numbered checklist, one operation a line.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (number, op) in self.ops.iter().enumerate() {
-            writeln!(f, "{:>2}. {op}", number + 1)?;
-        }
-        Ok(())
     }
 }

@@ -89,7 +89,7 @@ impl OverlayLayers {
     // ANCHOR_END: mount_options
 
     // ANCHOR: mount_op
-    /// The overlay as one operation of a mount plan (see [`crate::mounts::MountPlan`]).
+    /// The overlay as one operation of a mount plan (a [`crate::mounts::MountOp`]).
     pub fn mount_op(&self, target: &Path) -> Result<MountOp, OverlayError> {
         Ok(MountOp::Mount {
             fstype: "overlay".to_string(),

@@ -186,11 +186,11 @@ pub fn find_helpers(dirs: &[&Path]) -> Option<(PathBuf, PathBuf)> {
 // ANCHOR: plan_mapping
 /// Decide the maps for `caller`. `uids`/`gids` are what the user asked for (empty:
 /// the default; a uid map alone is used for gids too, as podman does), `subuids` and
-/// `subgids` the caller's ranges — for root, those of the [`ROOT_RANGE_OWNER`] entry —
-/// and `helpers` newuidmap/newgidmap if installed.
+/// `subgids` the caller's ranges — for root, those of the [`super::ROOT_RANGE_OWNER`]
+/// entry — and `helpers` newuidmap/newgidmap if installed.
 ///
 /// Root gets what it asks for, by default 65536 ids from its `nutshell` range: ids that
-/// no account and no user's rootless containers have (see [`super::subid`]). A normal user gets their
+/// no account and no user's rootless containers have. A normal user gets their
 /// own uid and gid as root inside, plus their subordinate ranges as ids 1 and up when
 /// the helpers can map them; without the helpers only the one id each, with setgroups
 /// denied, because that is all the kernel lets an unprivileged writer map.
