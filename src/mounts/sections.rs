@@ -25,6 +25,12 @@ impl MountContext<'_> {
     fn host(&self, path: &Path) -> PathBuf {
         self.rootfs.join(path.strip_prefix("/").unwrap_or(path))
     }
+
+    /// The container's `/sys` is the host's, bound with everything below it: in a user
+    /// namespace, sysfs can be mounted only by the owner of a network namespace.
+    fn binds_host_sys(&self) -> bool {
+        self.user_namespace && !self.net_namespace
+    }
 }
 
 // ANCHOR: sections
@@ -49,14 +55,12 @@ pub fn mounts_section(mounts: &[Mount], ctx: &MountContext) -> Vec<MountOp> {
                 recursive: *recursive,
                 readonly: mount.options.readonly,
             }),
-            MountKind::Sysfs if ctx.user_namespace && !ctx.net_namespace => {
-                ops.push(MountOp::Bind {
-                    source: PathBuf::from("/sys"),
-                    target,
-                    recursive: true,
-                    readonly: true,
-                })
-            }
+            MountKind::Sysfs if ctx.binds_host_sys() => ops.push(MountOp::Bind {
+                source: PathBuf::from("/sys"),
+                target,
+                recursive: true,
+                readonly: true,
+            }),
             MountKind::Cgroup => ops.extend(cgroup_mounts(&target, &mount.options, ctx)),
             kind => ops.push(MountOp::Mount {
                 fstype: kind.fstype().to_string(),
@@ -146,6 +150,7 @@ pub fn protect_section(
 }
 // ANCHOR_END: sections
 
+// ANCHOR: cgroup_mounts
 /// The host's cgroup hierarchies at `target`, read-only, as the container's cgroup
 /// namespace shows them: one cgroup2 mount on a pure v2 host; on v1 and hybrid hosts a
 /// tmpfs holding one mount per hierarchy, where the host has them.
@@ -153,22 +158,33 @@ fn cgroup_mounts(target: &Path, options: &MountOptions, ctx: &MountContext) -> V
     let Some(layout) = ctx.cgroups else {
         return Vec::new();
     };
+    let tmpfs = MountOp::Mount {
+        fstype: "tmpfs".to_string(),
+        target: target.to_path_buf(),
+        options: MountOptions::inert().with_data(&["mode=755", "size=64k"]),
+    };
     let only_v2 = layout
         .mounts
         .iter()
         .all(|mount| mount.version == CgroupVersion::V2);
     if only_v2 {
-        return vec![MountOp::Mount {
+        let cgroup2 = MountOp::Mount {
             fstype: "cgroup2".to_string(),
             target: target.to_path_buf(),
             options: options.clone(),
-        }];
+        };
+        // A bound host /sys brings the host's cgroup2 mount along, right at `target`,
+        // and the kernel refuses to mount a filesystem on the root of a mount of that
+        // same filesystem (EBUSY): the tmpfs first gives the cgroup2 mount another
+        // mount point. Ref: do_add_mount() in fs/namespace.c, "Refuse the same
+        // filesystem on the same mount point".
+        return if ctx.binds_host_sys() {
+            vec![tmpfs, cgroup2]
+        } else {
+            vec![cgroup2]
+        };
     }
-    let mut ops = vec![MountOp::Mount {
-        fstype: "tmpfs".to_string(),
-        target: target.to_path_buf(),
-        options: MountOptions::inert().with_data(&["mode=755", "size=64k"]),
-    }];
+    let mut ops = vec![tmpfs];
     for mount in &layout.mounts {
         let Ok(below) = mount.mount_point.strip_prefix("/sys/fs/cgroup") else {
             continue;
@@ -191,6 +207,7 @@ fn cgroup_mounts(target: &Path, options: &MountOptions, ctx: &MountContext) -> V
     });
     ops
 }
+// ANCHOR_END: cgroup_mounts
 
 #[cfg(test)]
 mod tests {
@@ -231,6 +248,32 @@ mod tests {
             made.iter()
                 .any(|op| op.to_string() == "mknod /rootfs/dev/null c 1 3 (0666)")
         );
+    }
+
+    #[test]
+    fn on_pure_v2_under_a_bound_host_sys_cgroup2_goes_on_a_tmpfs_of_its_own() {
+        let v2 = crate::cgroups::layout::detect(
+            include_str!("../../tests/fixtures/mountinfo/v2.txt"),
+            |_| Ok("cpu memory pids".to_string()),
+        )
+        .expect("the v2 fixture");
+        let cgroup = |user_namespace, net_namespace| {
+            let ctx = MountContext {
+                user_namespace,
+                net_namespace,
+                cgroups: Some(&v2),
+                ..ctx(user_namespace)
+            };
+            mounts_section(&[Mount::cgroup()], &ctx)
+                .iter()
+                .map(|op| op.to_string())
+                .collect::<Vec<_>>()
+        };
+        let cgroup2 = "mount cgroup2 on /rootfs/sys/fs/cgroup (ro,nosuid,nodev,noexec)";
+        let tmpfs = "mount tmpfs on /rootfs/sys/fs/cgroup (nosuid,nodev,noexec,mode=755,size=64k)";
+        assert_eq!(cgroup(true, false), [tmpfs, cgroup2]);
+        assert_eq!(cgroup(true, true), [cgroup2]);
+        assert_eq!(cgroup(false, false), [cgroup2]);
     }
 
     #[test]
