@@ -39,6 +39,7 @@ pub fn idmapped_tree(path: &Path, userns: BorrowedFd) -> Result<OwnedFd, UsernsE
             path: path.to_path_buf(),
             step,
             source,
+            hint: idmap_hint(path),
         }
     };
     let c_path = CString::new(path.as_os_str().as_bytes())
@@ -75,3 +76,69 @@ pub fn idmapped_tree(path: &Path, userns: BorrowedFd) -> Result<OwnedFd, UsernsE
     Ok(tree)
 }
 // ANCHOR_END: idmapped_tree
+
+// ANCHOR: idmap_since
+/// Which filesystems can be idmapped from which Linux version: mount_setattr(2) says
+/// EINVAL for any other, and for these on an older kernel.
+const IDMAP_SINCE: [(i64, &str, (u32, u32)); 5] = [
+    (0xEF53, "ext4", (5, 12)),
+    (0x5846_5342, "xfs", (5, 12)),
+    (0x9123_683E, "btrfs", (5, 15)),
+    (0x794C_7630, "overlayfs", (5, 19)),
+    (0x0102_1994, "tmpfs", (6, 3)),
+];
+// ANCHOR_END: idmap_since
+
+/// What to tell the user when `path` cannot be idmapped: its filesystem, the Linux
+/// version that filesystem needs, this kernel's, and where images can go instead.
+fn idmap_hint(path: &Path) -> String {
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // f_type is an i64 on x86_64 but narrower on some other architectures.
+    #[allow(clippy::unnecessary_cast)]
+    let magic = nix::sys::statfs::statfs(path).map(|s| s.filesystem_type().0 as i64);
+    hint_for(magic.ok(), &release)
+}
+
+/// The hint for a tree on the filesystem with statfs(2) magic `magic` under Linux `release`.
+fn hint_for(magic: Option<i64>, release: &str) -> String {
+    let known = |magic| IDMAP_SINCE.iter().find(|(m, _, _)| *m == magic);
+    let needs = match magic.and_then(known) {
+        Some((_, name, (major, minor))) => {
+            format!("{name} can be idmapped from Linux {major}.{minor}; this is {release}")
+        }
+        None => format!("its filesystem cannot be idmapped on Linux {release}"),
+    };
+    let others: Vec<String> = IDMAP_SINCE
+        .iter()
+        .map(|(_, name, (major, minor))| format!("{name} {major}.{minor}"))
+        .collect();
+    format!(
+        "{needs}; filesystems that can, from: {}; keep nutshell's data on one (NUTSHELL_DATA=DIR)",
+        others.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmpfs_on_linux_6_1_is_told_it_needs_6_3_and_where_to_go() {
+        assert_eq!(
+            hint_for(Some(0x0102_1994), "6.1.0-48-amd64"),
+            "tmpfs can be idmapped from Linux 6.3; this is 6.1.0-48-amd64; filesystems that \
+             can, from: ext4 5.12, xfs 5.12, btrfs 5.15, overlayfs 5.19, tmpfs 6.3; keep \
+             nutshell's data on one (NUTSHELL_DATA=DIR)"
+        );
+    }
+
+    #[test]
+    fn an_unknown_filesystem_is_said_to_have_no_idmapped_mounts() {
+        let nine_p = 0x0102_1997;
+        assert!(hint_for(Some(nine_p), "6.18.0").starts_with(
+            "its filesystem cannot be idmapped on Linux 6.18.0; filesystems that can"
+        ));
+    }
+}

@@ -109,9 +109,7 @@ pub enum UsernsError {
         source: std::io::Error,
     },
     /// Making an idmapped copy of a tree failed.
-    #[error(
-        "make an idmapped mount of {path}: {step}: {source} (idmapped mounts need Linux 5.12+ and a filesystem that supports them: ext4, xfs, btrfs, tmpfs)"
-    )]
+    #[error("make an idmapped mount of {path}: {step}: {source} ({hint})")]
     IdmappedMount {
         /// The tree.
         path: PathBuf,
@@ -120,6 +118,8 @@ pub enum UsernsError {
         /// The errno.
         #[source]
         source: nix::errno::Errno,
+        /// What the kernel and the tree's filesystem allow, and what to do.
+        hint: String,
     },
     /// A directory on the way to the container's root that its root may not enter.
     #[error(
