@@ -459,12 +459,14 @@ fn help_says_what_to_try() {
 
 /// The attacks issue 9 found against the chapters before their hardening, typed as the
 /// book shows them (`ch04-mount` and `nutshell` are on the PATH). Chapter 3 keeps all of
-/// root's capabilities on purpose; the same script shows what chapter 4 takes away.
+/// root's capabilities on purpose; the same script shows what chapter 4 takes away. The
+/// cgroup attack mounts cgroup2, which every kernel has whatever the host's layout (a pure
+/// v2 kernel may have no v1 hierarchies at all).
 const ATTACKS: [&str; 6] = [
     r#"S=hunter2 ch04-mount -- sh -c 'tr "\0" "\n" </proc/1/environ; readlink /proc/1/exe; echo x >>/proc/1/exe'"#,
     "(exec 7</; ch04-mount -- sh -c 'ls /proc/self/fd; ls /proc/self/fd/7/etc')",
-    "ch03-pid -- sh -c 'grep -e CapEff -e NoNewPrivs /proc/self/status; mount -t cgroup -o pids none /tmp && echo mounted'",
-    "ch04-mount -- sh -c 'grep -e CapEff -e NoNewPrivs /proc/self/status; mount -t cgroup -o pids none /tmp && echo mounted'",
+    "ch03-pid -- sh -c 'grep -e CapEff -e NoNewPrivs /proc/self/status; mount -t cgroup2 none /tmp && echo mounted'",
+    "ch04-mount -- sh -c 'grep -e CapEff -e NoNewPrivs /proc/self/status; mount -t cgroup2 none /tmp && echo mounted'",
     "ch04-mount -- sh -c 'umount /proc/sys; mount -o remount,rw /sys'",
     "sh -c 'ch04-mount -- sleep 30 & sleep 1; kill -INT $!; wait $!; echo \"exit status $?\"'",
 ];
