@@ -13,7 +13,8 @@ test-all: _require-root setup
     cargo fmt --all --check
     cargo clippy --all-targets -- -D warnings
     cargo clippy -p nutshell-exercises --all-targets --features solution -- -D warnings
-    cargo test -- --include-ignored
+    cargo test -- --include-ignored --skip on_a_bare_v2_root
+    tests/layouts/lane
     cargo test -p nutshell-exercises --bin exercises --test support
     mdbook build book
     cargo run -q -p nutshell-exercises -- check
@@ -22,8 +23,12 @@ test-all: _require-root setup
 test:
     cargo test
 
-# Install what the tests and the book need: busybox-static and uidmap (Debian's packages), mdbook; give root's containers their /etc/subuid range
-setup: _busybox _uidmap _subids _mdbook
+# Install what the tests and the book need: busybox-static, uidmap and qemu-system-x86 (Debian's packages), mdbook; give root's containers their /etc/subuid range
+setup: _busybox _uidmap _subids _mdbook _qemu
+
+# As root: the cgroup tests on pure v2 and pure v1, each in a qemu guest of Debian's kernel (`--record` records their snapshots; see tests/layouts/lane)
+test-layouts *args: (_require-root "test-layouts" "its guests run the privileged cgroup tests") _busybox _qemu
+    tests/layouts/lane {{args}}
 
 # Build the book into book/book
 book: _mdbook
@@ -71,10 +76,10 @@ clean:
     done
     exit $status
 
-_require-root:
+_require-root recipe="test-all" why="its privileged tests start real containers":
     #!/usr/bin/env bash
     if [ "$(id -u)" -ne 0 ]; then
-        echo "just test-all needs root: its privileged tests start real containers. Run it as root (sudo -E just test-all); 'just test' runs the unprivileged part." >&2
+        echo "just {{recipe}} needs root: {{why}}. Run it as root (sudo -E just {{recipe}}); 'just test' runs the unprivileged part." >&2
         exit 1
     fi
 
@@ -130,6 +135,22 @@ _subids:
         echo "nutshell:$start:65536" >> "$file"
         echo "added nutshell:$start:65536 to $file (the host ids root's containers use)"
     done
+
+# qemu boots the layout guests of `just test-layouts`; apt-get needs fresh package
+# lists to fetch their kernel, Debian's linux-image-amd64.
+_qemu:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! command -v apt-get >/dev/null; then
+        command -v qemu-system-x86_64 >/dev/null && exit 0
+        echo "just test-layouts needs Debian's apt-get (it fetches Debian's kernel) and qemu-system-x86_64" >&2
+        exit 1
+    fi
+    if ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then apt-get update -qq; fi
+    if command -v qemu-system-x86_64 >/dev/null; then exit 0; fi
+    echo "installing qemu-system-x86 (just test-layouts boots its cgroup-layout guests in it)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null
 
 _mdbook:
     #!/usr/bin/env bash

@@ -62,6 +62,15 @@ fn every_included_file_exists() {
     );
 }
 
+/// The text of a comment line, in Rust (`//`) or in a shell script (`#`).
+fn comment_text(line: &str) -> &str {
+    let line = line.trim_start();
+    line.strip_prefix("//")
+        .or_else(|| line.strip_prefix('#'))
+        .unwrap_or(line)
+        .trim()
+}
+
 #[test]
 fn every_included_anchor_exists() {
     let mut missing = Vec::new();
@@ -78,10 +87,10 @@ fn every_included_anchor_exists() {
         };
         let opens = source
             .lines()
-            .any(|l| l.trim_start().trim_start_matches("//").trim() == format!("ANCHOR: {anchor}"));
-        let closes = source.lines().any(|l| {
-            l.trim_start().trim_start_matches("//").trim() == format!("ANCHOR_END: {anchor}")
-        });
+            .any(|l| comment_text(l) == format!("ANCHOR: {anchor}"));
+        let closes = source
+            .lines()
+            .any(|l| comment_text(l) == format!("ANCHOR_END: {anchor}"));
         if !(opens && closes) {
             missing.push(format!(
                 "{} includes anchor `{anchor}` of {}",

@@ -13,8 +13,8 @@ use std::path::Path;
 use std::process::Output;
 
 use common::{
-    assert_help_mentions, assert_missing_rootfs_refused, assert_nothing_left, data_dir,
-    require_root, snapshot_settings, stderr, stdout,
+    assert_help_mentions, assert_missing_rootfs_refused, assert_nothing_left,
+    assert_snapshot_for_layout, data_dir, require_root, snapshot_settings, stderr, stdout,
 };
 
 const CH07: &str = env!("CARGO_BIN_EXE_ch07-overlayfs");
@@ -176,7 +176,7 @@ fn the_plan_attaches_idmapped_lowers_then_mounts_the_overlay() {
     assert!(text.contains("attach idmapped tree 1 (a view of"), "{text}");
     assert!(text.contains("userxattr"), "{text}");
     assert_nothing_left(data.path());
-    settings(data.path()).bind(|| insta::assert_snapshot!("ch07_plan", text));
+    assert_snapshot_for_layout(settings(data.path()), "ch07_plan", &text);
 }
 
 #[test]

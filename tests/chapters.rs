@@ -29,7 +29,7 @@ fn every_written_chapter_has_its_four_parts() {
         );
         let tests = read(&format!("tests/{}.rs", bin.replace('-', "_")));
         assert!(
-            tests.contains("assert_snapshot!"),
+            tests.contains("assert_snapshot"),
             "{bin}: its tests take no snapshot"
         );
         assert!(

@@ -72,6 +72,29 @@ pub fn snapshot_settings(data: &Path) -> insta::Settings {
     settings
 }
 
+/// The host's cgroup layout as snapshot names spell it: `v1`, `v2` or `hybrid`.
+pub fn layout_name() -> &'static str {
+    let layout =
+        nutshell::cgroups::detect_host(Path::new("/proc")).expect("detect the cgroup layout");
+    match layout.layout {
+        nutshell::cgroups::Layout::V1 => "v1",
+        nutshell::cgroups::Layout::V2 => "v2",
+        nutshell::cgroups::Layout::Hybrid => "hybrid",
+    }
+}
+
+/// Compare `text` with the snapshot `<name>_<layout>`, under `settings`.
+///
+/// Output that names cgroup files or mounts differs by layout, so each layout has its
+/// own snapshot: the host's (hybrid) recorded on the development machines, pure v2's and
+/// pure v1's in the guests of `just test-layouts` (`tests/layouts/lane --record`).
+pub fn assert_snapshot_for_layout(mut settings: insta::Settings, name: &str, text: &str) {
+    let snapshot = format!("{name}_{}", layout_name());
+    // Beside every other snapshot, not in tests/common/snapshots beside this file.
+    settings.set_snapshot_path("../snapshots");
+    settings.bind(|| insta::assert_snapshot!(snapshot, text));
+}
+
 /// Fail unless running as root: privileged tests are ignored by default and run by
 /// `just test-all`, which checks this too; this catches `--include-ignored` as a user.
 pub fn require_root() {
