@@ -157,6 +157,17 @@ impl ContainerArgs {
     }
 }
 
+/// The highest a clock in a time namespace may read, in seconds: the kernel refuses an
+/// offset that takes CLOCK_MONOTONIC or CLOCK_BOOTTIME past half of KTIME_SEC_MAX, so
+/// that its 64-bit nanoseconds cannot overflow (proc_timens_set_offset, ERANGE).
+const TIMENS_CLOCK_MAX_S: i64 = i64::MAX / 1_000_000_000 / 2;
+
+/// The largest uptime offset the kernel takes while the host's boot clock reads
+/// `uptime` seconds (CLOCK_BOOTTIME is never behind CLOCK_MONOTONIC, so it is the bound).
+fn max_uptime_offset(uptime: f64) -> i64 {
+    TIMENS_CLOCK_MAX_S - uptime.ceil() as i64
+}
+
 /// The flags of chapter 2's namespaces, flattened into every chapter from 2 on.
 #[derive(Debug, Clone, Args)]
 pub struct NamespaceArgs {
@@ -184,6 +195,22 @@ impl NamespaceArgs {
                 rule: " is negative: a container's uptime can only be moved forward (0 or more seconds)".to_string(),
             });
         }
+        let uptime = std::fs::read_to_string("/proc/uptime")
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        let most = max_uptime_offset(uptime);
+        if self.uptime_offset > most {
+            return Err(CliError::Flag {
+                flag: "--uptime-offset",
+                value: self.uptime_offset.to_string(),
+                rule: format!(
+                    " is too large: the kernel keeps a time namespace's clocks under \
+                     {TIMENS_CLOCK_MAX_S} s (146 years), and the host has been up {uptime:.0} s, \
+                     so at most {most}"
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -203,10 +230,10 @@ pub struct UserArgs {
     /// Map container uids to host uids, INSIDE:OUTSIDE:COUNT, repeatable [default: for root
     /// 65536 ids from the nutshell range in /etc/subuid; for a normal user their own uid as
     /// 0, plus their /etc/subuid range]
-    #[arg(long = "uid-map", value_name = "IN:OUT:N")]
+    #[arg(long = "uid-map", value_name = "IN:OUT:N", allow_hyphen_values = true)]
     pub uid_map: Vec<String>,
     /// Map container gids to host gids, like --uid-map [default: as the uid map]
-    #[arg(long = "gid-map", value_name = "IN:OUT:N")]
+    #[arg(long = "gid-map", value_name = "IN:OUT:N", allow_hyphen_values = true)]
     pub gid_map: Vec<String>,
 }
 
@@ -270,7 +297,7 @@ pub struct LimitArgs {
     #[arg(long, value_name = "SHARES", allow_negative_numbers = true)]
     pub cpu_shares: Option<i64>,
     /// Memory limit, e.g. 64M (k, m, g are binary multiples); no swap beyond it
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
     pub memory: Option<String>,
     /// Most processes and threads the container may have at once
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
@@ -493,16 +520,48 @@ where
     {
         crate::launch::init_main();
     }
-    match body() {
-        Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        Err(err) => {
+    quiet_on_a_closed_stdout();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(Ok(code)) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Ok(Err(err)) => {
             let err: Box<dyn std::error::Error + Send + Sync> = err.into();
             eprintln!("{binary}: error: {}", one_line(err.as_ref()));
             std::process::ExitCode::from(exit_status(err.as_ref()))
         }
+        // The reader went away (`--plan | head`): the unwinding has torn down what the
+        // run made, and the exit is the one a shell shows for a death by SIGPIPE.
+        Err(_) if stdout_is_closed() => std::process::ExitCode::from(128 + libc::SIGPIPE as u8),
+        Err(panic) => std::panic::resume_unwind(panic),
     }
 }
 // ANCHOR_END: main_with
+
+/// Rust ignores SIGPIPE, so a write to a pipe whose reader has gone fails with EPIPE,
+/// and `println!` panics on it. Coreutils die of the signal instead, and quietly. A
+/// container runtime must not die mid-run (it would leave the container's cgroup and
+/// mounts behind), so nutshell keeps ignoring the signal, lets the panic unwind through
+/// the teardown, and only keeps the panic's message off stderr when it was the pipe.
+fn quiet_on_a_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !stdout_is_closed() {
+            default(info);
+        }
+    }));
+}
+
+/// Whether stdout is a pipe or socket whose other end is closed: poll(2) reports
+/// POLLERR on a pipe's write end once no reader is left (POLLHUP on a socket).
+fn stdout_is_closed() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a zero timeout.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready == 1 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
 
 #[cfg(test)]
 mod tests {
@@ -531,6 +590,22 @@ mod tests {
         assert!(
             err.to_string()
                 .starts_with("--uptime-offset -5 is negative"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_uptime_offset_past_the_kernels_clock_limit_is_refused_naming_the_flag() {
+        assert_eq!(TIMENS_CLOCK_MAX_S, 4_611_686_018);
+        assert_eq!(max_uptime_offset(1000.2), 4_611_685_017);
+        let err = namespace_args("box", TIMENS_CLOCK_MAX_S)
+            .apply(&mut spec())
+            .expect_err("too large");
+        assert!(
+            err.to_string().starts_with(
+                "--uptime-offset 4611686018 is too large: the kernel keeps a time namespace's \
+                 clocks under 4611686018 s (146 years), and the host has been up"
+            ),
             "{err}"
         );
     }

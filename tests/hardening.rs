@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{binary, data_dir, require_root, state_dir, stderr, stdout};
+use common::{
+    assert_no_cgroup_left, assert_nothing_left, binary, data_dir, require_root,
+    run_into_a_closed_pipe, state_dir, stderr, stdout,
+};
 
 const CH01: &str = env!("CARGO_BIN_EXE_ch01-chroot");
 const CH02: &str = env!("CARGO_BIN_EXE_ch02-namespaces");
@@ -358,4 +361,20 @@ fn a_sigint_to_a_chapter_binary_run_in_the_background_reaches_the_command() {
         );
     }
     common::assert_nothing_left(data.path());
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn a_closed_stdout_mid_run_ends_the_run_quietly_and_tears_the_container_down() {
+    require_root();
+    let data = data_dir();
+    built_image(data.path());
+    let name = common::unique_name("epipe");
+    // Chapter 5's tour prints while its container holds a cgroup, mounts and state.
+    let (code, err) =
+        run_into_a_closed_pipe(CH05, data.path(), &["--name", &name, "--seconds", "1"]);
+    assert_eq!(code, Some(141), "{err}");
+    assert_eq!(err, "");
+    assert_nothing_left(data.path());
+    assert_no_cgroup_left(&name);
 }

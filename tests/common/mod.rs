@@ -277,3 +277,20 @@ pub fn output_within(
     }
     child.wait_with_output().expect("collect the output")
 }
+
+/// Run `binary` with `args` and data directory `data`, its stdout a pipe whose reader has
+/// already gone (as `| head` leaves it), to the end; return its exit code and stderr.
+pub fn run_into_a_closed_pipe(binary: &str, data: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let child = std::process::Command::new(binary)
+        .args(args)
+        .env("NUTSHELL_DATA", data)
+        .env("NUTSHELL_ROOT", state_dir(data))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let output = output_within(child, std::time::Duration::from_secs(60));
+    (output.status.code(), stderr(&output))
+}
