@@ -30,6 +30,10 @@ pub struct Chapter {
     pub needs: &'static [Need],
     /// Whether its four parts exist yet.
     pub written: bool,
+    /// Whether it runs for a normal user too, in a user namespace of its own (and so do
+    /// the chapters after it): then it needs neither root nor cgroup controllers, as a
+    /// rootless container gets no cgroup.
+    pub rootless: bool,
 }
 
 /// Every chapter, in order.
@@ -39,6 +43,7 @@ pub const CHAPTERS: &[Chapter] = &[
         adds: "chroot into a root filesystem",
         needs: &[Need::Root],
         written: true,
+        rootless: false,
     },
     Chapter {
         bin: "ch02-namespaces",
@@ -51,18 +56,21 @@ pub const CHAPTERS: &[Chapter] = &[
             Need::Namespace(Namespace::Mount),
         ],
         written: true,
+        rootless: false,
     },
     Chapter {
         bin: "ch03-pid",
         adds: "the PID namespace and a PID 1 init",
         needs: &[Need::Namespace(Namespace::Pid)],
         written: true,
+        rootless: false,
     },
     Chapter {
         bin: "ch04-mount",
         adds: "the mount namespace and pivot_root",
         needs: &[Need::Namespace(Namespace::Mount)],
         written: true,
+        rootless: false,
     },
     Chapter {
         bin: "ch05-cgroups",
@@ -74,52 +82,74 @@ pub const CHAPTERS: &[Chapter] = &[
             Need::CgroupController("pids"),
         ],
         written: true,
+        rootless: false,
     },
     Chapter {
         bin: "ch06-user",
         adds: "user namespaces and rootless containers",
         needs: &[Need::Namespace(Namespace::User)],
         written: true,
+        rootless: true,
     },
     Chapter {
         bin: "ch07-overlayfs",
         adds: "overlayfs copy-on-write roots",
         needs: &[Need::Overlay],
         written: true,
+        rootless: false,
     },
     Chapter {
         bin: "ch08-network",
         adds: "network namespaces, veth, a bridge",
         needs: &[Need::Namespace(Namespace::Net)],
         written: false,
+        rootless: false,
     },
     Chapter {
         bin: "ch09-images",
         adds: "OCI images and layers",
         needs: &[],
         written: false,
+        rootless: false,
     },
     Chapter {
         bin: "ch10-build",
         adds: "building images",
         needs: &[],
         written: false,
+        rootless: false,
     },
     Chapter {
         bin: "ch11-runtime",
         adds: "the OCI runtime",
         needs: &[],
         written: false,
+        rootless: false,
     },
     Chapter {
         bin: "ch12-scheduler",
         adds: "a tiny scheduler",
         needs: &[],
         written: false,
+        rootless: false,
     },
 ];
 
 impl Chapter {
+    /// Whether this chapter runs for a normal user: it, or a chapter before it, brought
+    /// the rootless container.
+    pub fn runs_rootless(&self) -> bool {
+        for chapter in CHAPTERS {
+            if chapter.rootless {
+                return true;
+            }
+            if chapter.bin == self.bin {
+                break;
+            }
+        }
+        false
+    }
+
     /// Everything this chapter needs, its own needs and those of every chapter before it.
     pub fn all_needs(&self) -> Vec<Need> {
         let mut needs = Vec::new();

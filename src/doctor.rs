@@ -64,12 +64,21 @@ pub fn examine(proc_dir: &Path, data_dir: &Path) -> HostReport {
     HostReport {
         euid,
         kernel: kernel_version(),
+        // A normal user makes every namespace as a rootless container does: inside a
+        // user namespace of its own, which gives it the capabilities over the others.
         namespaces: Namespace::ALL
             .iter()
-            .map(|ns| (*ns, probe_in_child(|| unshare(ns.clone_flag()))))
+            .map(|ns| {
+                let flags = if euid == 0 {
+                    ns.clone_flag()
+                } else {
+                    libc::CLONE_NEWUSER | ns.clone_flag()
+                };
+                (*ns, probe_in_child(|| unshare(flags)))
+            })
             .collect(),
         cgroups: detect_host(proc_dir).map_err(|e| e.to_string()),
-        overlay: probe_overlay(proc_dir),
+        overlay: probe_overlay(proc_dir, euid),
         unprivileged_userns: probe_unprivileged_userns(euid),
         default_image: store.open(DEFAULT_IMAGE).map_err(|e| e.to_string()),
         default_image_dir: store.default_image_dir(),
@@ -117,8 +126,10 @@ fn probe_in_child(probe: impl FnOnce() -> Result<(), Errno>) -> Probe {
 }
 
 /// Mount a real overlay in a child's private mount namespace, write through it, and see
-/// the write land in the upper directory.
-fn probe_overlay(proc_dir: &Path) -> Probe {
+/// the write land in the upper directory. A normal user (`euid` not 0) does it as the
+/// root of a user namespace mapped to itself, with `userxattr`, as chapter 7's rootless
+/// container does.
+fn probe_overlay(proc_dir: &Path, euid: u32) -> Probe {
     let listed = fs::read_to_string(proc_dir.join("filesystems"))
         .map(|text| {
             text.lines()
@@ -141,14 +152,22 @@ fn probe_overlay(proc_dir: &Path) -> Probe {
             return Probe::Fails(format!("make {}: {e}", dir.join(sub).display()));
         }
     }
-    let options = format!(
+    let mut options = format!(
         "lowerdir={},upperdir={},workdir={}",
         dir.join("lower").display(),
         dir.join("upper").display(),
         dir.join("work").display()
     );
+    if euid != 0 {
+        // trusted.* xattrs need CAP_SYS_ADMIN on the host; user.* do not.
+        options.push_str(",userxattr");
+    }
     let merged = dir.join("merged");
+    let gid = nix::unistd::getegid().as_raw();
     let probe = probe_in_child(|| {
+        if euid != 0 {
+            become_root_of_own_user_namespace(euid, gid)?;
+        }
         unshare(libc::CLONE_NEWNS)?;
         // Cut propagation first, so the test mount can never appear on the host.
         make_mounts_private()?;
@@ -168,6 +187,19 @@ fn probe_overlay(proc_dir: &Path) -> Probe {
         ),
         other => other,
     }
+}
+
+/// In a forked child: a new user namespace in which this process's uid and gid are 0, so
+/// that the files it makes have a mapped owner (rootless containers map more; one id is
+/// enough for a probe). See user_namespaces(7): setgroups must be denied first.
+fn become_root_of_own_user_namespace(uid: u32, gid: u32) -> Result<(), Errno> {
+    let write = |file: &str, text: String| {
+        fs::write(file, text).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    };
+    unshare(libc::CLONE_NEWUSER)?;
+    write("/proc/self/setgroups", "deny".to_string())?;
+    write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+    write("/proc/self/gid_map", format!("0 {gid} 1"))
 }
 
 /// Whether a user without privileges can create a user namespace. As root we check it
@@ -210,14 +242,18 @@ pub fn check(report: &HostReport, need: Need) -> Result<(), String> {
     }
 }
 
-/// What the doctor says about one chapter.
+/// What the doctor says about one chapter. For a normal user, a chapter that runs
+/// rootless needs neither root nor cgroups: its container goes without limits.
 pub fn chapter_verdict(report: &HostReport, chapter: &Chapter) -> String {
+    let rootless = report.euid != 0 && chapter.runs_rootless();
     let missing: Vec<String> = chapter
         .all_needs()
         .into_iter()
+        .filter(|need| !(rootless && matches!(need, Need::Root | Need::CgroupController(_))))
         .filter_map(|need| check(report, need).err())
         .collect();
     match (chapter.written, missing.is_empty()) {
+        (true, true) if rootless => "ready, rootless (limits need root)".to_string(),
         (true, true) => "ready".to_string(),
         (true, false) => format!("cannot run here: needs {}", missing.join(", ")),
         (false, true) => "not written yet (this machine could run it)".to_string(),
@@ -238,15 +274,26 @@ pub fn render(report: &HostReport) -> String {
     let root = if report.euid == 0 {
         "yes".to_string()
     } else {
+        let first_rootless = CHAPTERS
+            .iter()
+            .find(|c| c.rootless)
+            .map_or("none", |c| c.bin);
         format!(
-            "no (euid {}): most chapters need root; run `sudo nutshell doctor` to see what root could do",
+            "no (euid {}): the chapters before {first_rootless} need root, the ones from it on run rootless; run `cargo run -- doctor` as root to see what root could do",
             report.euid
         )
     };
     let _ = writeln!(out, "nutshell doctor: what this machine can do\n");
     let _ = writeln!(out, "  {:<28}{root}", "running as root");
     let _ = writeln!(out, "  {:<28}{}", "kernel", report.kernel);
-    let _ = writeln!(out, "  namespaces (unshare(2) in a child):");
+    if report.euid == 0 {
+        let _ = writeln!(out, "  namespaces (unshare(2) in a child):");
+    } else {
+        let _ = writeln!(
+            out,
+            "  namespaces (unshare(2) in a child, with a user namespace of its own):"
+        );
+    }
     for (ns, probe) in &report.namespaces {
         let _ = writeln!(out, "    {:<26}{}", ns.to_string(), yes_no(probe));
     }
@@ -375,6 +422,36 @@ mod tests {
         assert_eq!(
             chapter_verdict(&report, &CHAPTERS[0]),
             "cannot run here: needs root"
+        );
+    }
+
+    #[test]
+    fn a_normal_user_is_told_which_chapters_run_rootless() {
+        let report = HostReport {
+            euid: 1000,
+            ..sample_report()
+        };
+        let verdict = |bin: &str| {
+            let chapter = CHAPTERS.iter().find(|c| c.bin == bin).expect(bin);
+            chapter_verdict(&report, chapter)
+        };
+        assert_eq!(verdict("ch05-cgroups"), "cannot run here: needs root");
+        assert_eq!(verdict("ch06-user"), "ready, rootless (limits need root)");
+        assert_eq!(
+            verdict("ch07-overlayfs"),
+            "ready, rootless (limits need root)"
+        );
+        let no_overlay = HostReport {
+            overlay: Probe::Fails("EPERM".into()),
+            ..report
+        };
+        let ch07 = CHAPTERS
+            .iter()
+            .find(|c| c.bin == "ch07-overlayfs")
+            .expect("ch07");
+        assert_eq!(
+            chapter_verdict(&no_overlay, ch07),
+            "cannot run here: needs overlayfs"
         );
     }
 

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{binary, data_dir, stderr, stdout};
+use common::{binary, data_dir, run_into_a_closed_pipe, stderr, stdout};
 
 const NUTSHELL: &str = env!("CARGO_BIN_EXE_nutshell");
 
@@ -143,5 +143,58 @@ fn doctor_as_root_creates_every_namespace_and_an_overlay() {
     assert!(
         !mountinfo.contains("nutshell-doctor-"),
         "the overlay probe leaked a mount"
+    );
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_it_quietly_as_sigpipe_would() {
+    let data = data_dir();
+    let (code, err) = run_into_a_closed_pipe(NUTSHELL, data.path(), &["doctor"]);
+    // 128 + SIGPIPE, and no panic message: what `doctor | head` leaves.
+    assert_eq!(code, Some(141), "{err}");
+    assert_eq!(err, "");
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all` (it runs the doctor as nobody)"]
+fn doctor_as_a_normal_user_probes_in_a_user_namespace_and_finds_the_rootless_chapters() {
+    common::require_root();
+    let data = common::data_dir_for_nobody();
+    let output = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            NUTSHELL,
+            "doctor",
+        ])
+        .env("NUTSHELL_DATA", data.path())
+        .output()
+        .expect("run doctor as nobody");
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}{}", stderr(&output));
+    assert!(
+        text.contains("namespaces (unshare(2) in a child, with a user namespace of its own):"),
+        "{text}"
+    );
+    for line in [
+        "    mnt                       yes",
+        "  overlayfs mount             yes",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    for (chapter, verdict) in [
+        ("ch05-cgroups", "cannot run here: needs root"),
+        ("ch06-user", "ready, rootless (limits need root)"),
+        ("ch07-overlayfs", "ready, rootless (limits need root)"),
+    ] {
+        assert!(
+            text.contains(&format!("  {chapter:<18}{verdict}\n")),
+            "{chapter}: {text}"
+        );
+    }
+    assert!(
+        text.contains("the chapters before ch06-user need root, the ones from it on run rootless; run `cargo run -- doctor` as root"),
+        "{text}"
     );
 }
