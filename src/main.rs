@@ -1,5 +1,5 @@
 //! `nutshell`: the runtime the chapters build. For now: `doctor`, the default image, a
-//! container from a spec file, and `cleanup`.
+//! container from a spec file, `cleanup` and `clean`.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +40,10 @@ enum Command {
     /// Remove what containers whose nutshell was killed left behind: their processes,
     /// cgroups, directories and state. Running containers are not touched.
     Cleanup,
+    /// Remove everything nutshell keeps for you: images, containers' directories and
+    /// state (yours only: a normal user's data dir, root's /var/lib/nutshell and
+    /// /run/nutshell). Refused while a container runs.
+    Clean,
 }
 
 #[derive(Subcommand)]
@@ -105,6 +109,16 @@ fn main() -> std::process::ExitCode {
                 }
                 let exit = launch::run_to_end(launch_plan, &parsed, &facts)?;
                 return Ok(exit.code());
+            }
+            Command::Clean => {
+                let facts = HostFacts::detect();
+                let removed = launch::remove_everything(&facts)?;
+                if removed.is_empty() {
+                    println!("nothing to remove in {}", facts.data_dir.display());
+                }
+                for dir in removed {
+                    println!("removed {}", dir.display());
+                }
             }
             Command::Cleanup => {
                 let facts = HostFacts::detect();

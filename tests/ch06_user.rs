@@ -422,3 +422,37 @@ fn no_user_namespace_allowed_gets_a_reason_not_just_an_errno() {
         "{err}"
     );
 }
+
+#[test]
+#[ignore = "needs root: run `just test-all` (it makes the unprivileged user's files)"]
+fn nutshell_clean_as_a_normal_user_removes_what_its_containers_gave_to_subordinate_ids() {
+    require_root();
+    let data = data_dir_for_nobody();
+    let subids = "nobody:300000:65536\n";
+    // Root inside gives a directory to its uid 1000, host uid 300999, and closes it: its
+    // user, nobody, can neither list nor empty it from outside.
+    let made = run_as_nobody(
+        CH06,
+        data.path(),
+        subids,
+        subids,
+        &[
+            "--",
+            "sh",
+            "-c",
+            "mkdir /given && touch /given/file && chown -R 1000:1000 /given && chmod 700 /given",
+        ],
+    );
+    assert_eq!(made.status.code(), Some(0), "{}", stderr(&made));
+    let given = data.path().join("images/default/rootfs/given");
+    assert_eq!(std::fs::metadata(&given).expect("given").uid(), 300_999);
+    let nutshell = env!("CARGO_BIN_EXE_nutshell");
+    let cleaned = run_as_nobody(nutshell, data.path(), subids, subids, &["clean"]);
+    let text = stdout(&cleaned);
+    assert_eq!(cleaned.status.code(), Some(0), "{text}{}", stderr(&cleaned));
+    assert!(
+        text.contains(&format!("removed {}\n", data.path().display())),
+        "{text}"
+    );
+    assert!(!data.path().exists(), "{} is left", data.path().display());
+}

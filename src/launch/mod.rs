@@ -59,7 +59,7 @@ pub use id::{ContainerId, InvalidId};
 pub use plan::{LaunchPlan, NO_ROOTLESS_CGROUP, Owned, PlanError, plan};
 pub use state::{ProcessRef, State, Status};
 pub use steps::{CHILD_TIMEOUT_SECS, ChildStep, ParentStep};
-pub use sweep::sweep_stale;
+pub use sweep::{remove_everything, sweep_stale};
 
 use crate::spec::ContainerSpec;
 
@@ -82,6 +82,12 @@ pub enum LaunchError {
         name: String,
         /// Where the link points.
         target: PathBuf,
+    },
+    /// `nutshell clean` found containers still running.
+    #[error("containers are running ({names}): stop them first, then clean")]
+    StillRunning {
+        /// Their names, comma-separated.
+        names: String,
     },
     /// A container of this id exists.
     #[error("a container named {id} exists already: pick another name, or remove it")]

@@ -137,6 +137,81 @@ pub(super) fn remove_container_dir(
     Ok(())
 }
 
+/// Remove everything nutshell keeps for the caller: its data dir (images, containers'
+/// directories) and its state dir, after sweeping what killed owners left. Refused while
+/// a container runs. A normal user's containers may have given files to its
+/// subordinate ids, which it cannot remove from outside: those go as the root of a user
+/// namespace with the caller's default maps, which owns them. Returns what was removed.
+pub fn remove_everything(facts: &HostFacts) -> Result<Vec<PathBuf>, LaunchError> {
+    sweep_stale(&facts.state_root, facts)?;
+    let io = |op, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| LaunchError::Io { op, path, source }
+    };
+    let running = state::list(&facts.state_root).map_err(io("read", &facts.state_root))?;
+    if !running.is_empty() {
+        let names: Vec<String> = running
+            .iter()
+            .filter_map(|dir| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        return Err(LaunchError::StillRunning {
+            names: names.join(", "),
+        });
+    }
+    let (data, state) = (&facts.data_dir, &facts.state_root);
+    let mut removed = Vec::new();
+    if data.exists() {
+        // Everything in the data dir but the state dir (tests keep it there): the helper
+        // that removes it keeps its own state in the state dir while it runs.
+        let entries: Vec<PathBuf> = std::fs::read_dir(data)
+            .map_err(io("read", data))?
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path != state)
+            .collect();
+        remove_trees_as_owner(entries, facts)?;
+    }
+    for dir in [state, data] {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => removed.push(dir.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(io("remove", dir)(source)),
+        }
+    }
+    Ok(removed)
+}
+
+/// Remove `paths`: directly as root, or as the root of the caller's default user
+/// namespace when it maps more than its own id.
+fn remove_trees_as_owner(paths: Vec<PathBuf>, facts: &HostFacts) -> Result<(), LaunchError> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let mapping = crate::userns::plan_mapping(
+        &facts.caller,
+        &[],
+        &[],
+        facts.subuids.as_deref().unwrap_or_default(),
+        facts.subgids.as_deref().unwrap_or_default(),
+        facts.id_map_helpers.clone(),
+    )?;
+    if facts.caller.privileged || mapping.maps.uid_count() == 1 {
+        for path in &paths {
+            crate::overlay::remove_tree(path)?;
+        }
+        return Ok(());
+    }
+    let exit = super::run_as_mapped_root(&mapping.maps, Builtin::RemoveTrees { paths }, facts)?;
+    match exit {
+        Exit::Code(0) => Ok(()),
+        other => Err(LaunchError::Io {
+            op: "remove, as the containers' root,",
+            path: facts.data_dir.clone(),
+            source: std::io::Error::other(format!("the helper {other}")),
+        }),
+    }
+}
+
 // ANCHOR: userns_helper
 /// A process in a user namespace with `maps`, on the host's root, running `builtin`
 /// (or, if never started, nothing): what lends its maps to an idmapped mount, and what
