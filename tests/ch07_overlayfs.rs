@@ -297,3 +297,55 @@ fn rootless_with_subordinate_ids_leaves_nothing_it_cannot_remove() {
     );
     assert_nothing_left(data.path());
 }
+
+/// A proc mounted at `dir` for as long as it lives, unmounted (lazily) when dropped,
+/// also when the test fails.
+struct ProcMount(std::path::PathBuf);
+
+impl ProcMount {
+    fn at(dir: &Path) -> ProcMount {
+        nix::mount::mount(
+            Some("proc"),
+            dir,
+            Some("proc"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .expect("mount proc");
+        ProcMount(dir.to_path_buf())
+    }
+}
+
+impl Drop for ProcMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn a_rootfs_with_a_mount_inside_is_refused_naming_that_mount() {
+    require_root();
+    let data = data_dir();
+    let built = common::binary(env!("CARGO_BIN_EXE_nutshell"), data.path())
+        .args(["image", "default"])
+        .output()
+        .expect("build the image");
+    assert!(built.status.success(), "{}", stderr(&built));
+    let rootfs = data.path().join("images/default/rootfs");
+    let output = {
+        let _proc = ProcMount::at(&rootfs.join("proc"));
+        run(data.path(), &["--rootfs", &rootfs.display().to_string()])
+    };
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "({}/proc inside it is a mount of proc, and every mount in the tree is idmapped \
+             with it: unmount what is mounted inside, or use a tree without mounts)",
+            rootfs.display()
+        )),
+        "{err}"
+    );
+    assert_nothing_left(data.path());
+}

@@ -16,10 +16,14 @@ use super::OverlayError;
 /// path, file type, permission bits, uid and gid, then a file's bytes, a symlink's target
 /// or a device's number. Each variable-length field is preceded by its length, so no two
 /// different trees hash the same bytes. Symlinks are never followed; times and xattrs are
-/// left out (reading a file changes its atime).
+/// left out (reading a file changes its atime). Nor is a mount inside the tree entered:
+/// overlayfs does not see through one either, it shows the directory beneath.
 pub fn tree_digest(dir: &Path) -> Result<String, OverlayError> {
     let mut hasher = Sha256::new();
-    hash_entry(dir, Path::new("."), &mut hasher)?;
+    let device = fs::symlink_metadata(dir)
+        .map_err(OverlayError::io("stat", dir))?
+        .dev();
+    hash_entry(dir, device, Path::new("."), &mut hasher)?;
     Ok(hasher
         .finalize()
         .iter()
@@ -27,9 +31,20 @@ pub fn tree_digest(dir: &Path) -> Result<String, OverlayError> {
         .collect())
 }
 
-fn hash_entry(root: &Path, relative: &Path, hasher: &mut Sha256) -> Result<(), OverlayError> {
+fn hash_entry(
+    root: &Path,
+    device: u64,
+    relative: &Path,
+    hasher: &mut Sha256,
+) -> Result<(), OverlayError> {
     let path = root.join(relative);
     let meta = fs::symlink_metadata(&path).map_err(OverlayError::io("stat", &path))?;
+    if meta.dev() != device {
+        // A mount point: another filesystem's root, not part of this tree.
+        hash_field(hasher, relative.as_os_str().as_bytes());
+        hasher.update([b'm']);
+        return Ok(());
+    }
     let file_type = meta.file_type();
     let type_tag: u8 = match () {
         _ if file_type.is_dir() => b'd',
@@ -74,7 +89,7 @@ fn hash_entry(root: &Path, relative: &Path, hasher: &mut Sha256) -> Result<(), O
             names.sort();
             hasher.update((names.len() as u64).to_le_bytes());
             for name in names {
-                hash_entry(root, &relative.join(name), hasher)?;
+                hash_entry(root, device, &relative.join(name), hasher)?;
             }
         }
         _ => {}

@@ -92,6 +92,13 @@ const IDMAP_SINCE: [(i64, &str, (u32, u32)); 5] = [
 /// What to tell the user when `path` cannot be idmapped: its filesystem, the Linux
 /// version that filesystem needs, this kernel's, and where images can go instead.
 fn idmap_hint(path: &Path) -> String {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if let Some((inside, fstype)) = mounts_inside(&mountinfo, path).into_iter().next() {
+        return format!(
+            "{inside} inside it is a mount of {fstype}, and every mount in the tree is \
+             idmapped with it: unmount what is mounted inside, or use a tree without mounts"
+        );
+    }
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -99,6 +106,24 @@ fn idmap_hint(path: &Path) -> String {
     #[allow(clippy::unnecessary_cast)]
     let magic = nix::sys::statfs::statfs(path).map(|s| s.filesystem_type().0 as i64);
     hint_for(magic.ok(), &release)
+}
+
+/// The mounts strictly below `path` in `mountinfo` (proc(5)), with their filesystem
+/// types: open_tree(AT_RECURSIVE) takes them along, and mount_setattr refuses the whole
+/// tree if one of them cannot be idmapped (a proc mounted inside a rootfs, say).
+fn mounts_inside(mountinfo: &str, path: &Path) -> Vec<(String, String)> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (fields, rest) = line.split_once(" - ")?;
+            let mount_point = fields.split_whitespace().nth(4)?;
+            let fstype = rest.split_whitespace().next()?;
+            Path::new(mount_point)
+                .strip_prefix(path)
+                .is_ok_and(|below| !below.as_os_str().is_empty())
+                .then(|| (mount_point.to_string(), fstype.to_string()))
+        })
+        .collect()
 }
 
 /// The hint for a tree on the filesystem with statfs(2) magic `magic` under Linux `release`.
@@ -132,6 +157,19 @@ mod tests {
              can, from: ext4 5.12, xfs 5.12, btrfs 5.15, overlayfs 5.19, tmpfs 6.3; keep \
              nutshell's data on one (NUTSHELL_DATA=DIR)"
         );
+    }
+
+    #[test]
+    fn a_mount_inside_the_tree_is_found_by_its_mount_point() {
+        let mountinfo = "\
+22 1 8:1 / / rw - ext4 /dev/sda1 rw
+30 22 0:5 / /srv/rootfs/proc rw - proc proc rw
+31 22 0:6 / /srv/rootfs-other rw - tmpfs tmpfs rw";
+        assert_eq!(
+            mounts_inside(mountinfo, Path::new("/srv/rootfs")),
+            [("/srv/rootfs/proc".to_string(), "proc".to_string())]
+        );
+        assert!(mounts_inside(mountinfo, Path::new("/srv/rootfs/proc")).is_empty());
     }
 
     #[test]
