@@ -123,10 +123,11 @@ fn main() -> std::process::ExitCode {
 
 fn explain_tour() {
     println!();
-    println!("/proc/timer_list reads as empty: /dev/null is bound over it, as over");
-    println!("/proc/kcore and /proc/keys. /proc/sys refuses writes: it is a read-only bind");
-    println!("mount, as /proc/sysrq-trigger is, and root inside cannot unmount it: it kept");
-    println!("Docker's 14 capabilities less CAP_MKNOD, and CAP_SYS_ADMIN is not one of them.");
+    println!("/proc/timer_list reads as empty: /dev/null is bound over it, as over every");
+    println!("masked file this kernel has (the plan skips the ones it lacks). /proc/sys");
+    println!("refuses writes: it is a read-only bind mount, and root inside cannot unmount");
+    println!("it: it kept Docker's 14 capabilities less CAP_MKNOD, and CAP_SYS_ADMIN is not");
+    println!("one of them.");
     println!("No exec can give it more (NoNewPrivs: 1), and no fd of the caller's came in.");
     println!("None of these mounts exists on the host: they were made in the container's");
     println!("own mount namespace, whose mounts are private, and went away with it.");

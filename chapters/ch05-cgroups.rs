@@ -138,6 +138,12 @@ fn main() -> std::process::ExitCode {
             print!("{}", cgroups::render_table(&settings));
         }
         if !args.command.is_empty() {
+            // Inside, `ps` shows PID 1; to end the container from another terminal (a
+            // fork bomb in `-- sh`, say), the reader needs the host's number for it.
+            let host_pid = container.pid().context("no first process")?;
+            eprintln!(
+                "ch05-cgroups: the container's PID 1 is pid {host_pid} on the host; `kill -9 {host_pid}` from another terminal ends it"
+            );
             println!("\n$ {}", shell_line(&args.command));
         }
         container.start().context("start the container")?;

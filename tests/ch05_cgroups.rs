@@ -209,6 +209,15 @@ fn inside_the_cgroup_namespace_the_container_is_the_root() {
     );
     let text = stdout(&output);
     assert!(output.status.success(), "{text}{}", stderr(&output));
+    // With a command, the host's pid of PID 1, to end the container from outside.
+    assert!(
+        Regex::new(r"(?m)^ch05-cgroups: the container's PID 1 is pid (\d+) on the host; `kill -9 (\d+)` from another terminal ends it$")
+            .expect("regex")
+            .captures(&stderr(&output))
+            .is_some_and(|c| c[1] == c[2]),
+        "{}",
+        stderr(&output)
+    );
     let proc_lines: Vec<&str> = text
         .lines()
         .filter(|l| Regex::new(r"^\d+:[^:]*:").expect("regex").is_match(l))
