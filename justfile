@@ -3,6 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 mdbook_version := "0.5.4"
+mdbook_mermaid_version := "0.17.1"
 
 # List the recipes
 default:
@@ -23,7 +24,7 @@ test-all: _require-root setup
 test:
     cargo test
 
-# Install what the tests and the book need: busybox-static, uidmap and qemu-system-x86 (Debian's packages), mdbook; give root's containers their /etc/subuid range
+# Install what the tests and the book need: busybox-static, uidmap and qemu-system-x86 (Debian's packages), mdbook and mdbook-mermaid; give root's containers their /etc/subuid range
 setup: _busybox _uidmap _subids _mdbook _qemu
 
 # As root: the cgroup tests on pure v2 and pure v1, each in a qemu guest of Debian's kernel (`--record` records their snapshots; see tests/layouts/lane)
@@ -63,18 +64,10 @@ bench:
     fi
     exec cargo bench --bench overlay_vs_copy
 
-# Remove everything nutshell writes: images, state and the built book
+# Remove everything nutshell keeps for you (as root: /var/lib/nutshell and /run/nutshell; as a user: yours, also what your rootless containers gave to your subordinate ids) and the built book
 clean:
-    #!/usr/bin/env bash
-    set -uo pipefail
-    status=0
-    for dir in /var/lib/nutshell /run/nutshell \
-               "${XDG_DATA_HOME:-$HOME/.local/share}/nutshell" \
-               "${XDG_RUNTIME_DIR:-/nonexistent}/nutshell" book/book; do
-        [ -e "$dir" ] || continue
-        if rm -rf -- "$dir"; then echo "removed $dir"; else echo "could not remove $dir (made by root? run: sudo just clean)" >&2; status=1; fi
-    done
-    exit $status
+    cargo run -q --bin nutshell -- clean
+    rm -rf book/book
 
 _require-root recipe="test-all" why="its privileged tests start real containers":
     #!/usr/bin/env bash
@@ -155,6 +148,11 @@ _qemu:
 _mdbook:
     #!/usr/bin/env bash
     set -euo pipefail
-    if mdbook --version 2>/dev/null | grep -q "v{{mdbook_version}}"; then exit 0; fi
-    echo "installing mdbook {{mdbook_version}} with cargo (a few minutes, once)"
-    cargo install --locked --quiet mdbook --version {{mdbook_version}}
+    if ! mdbook --version 2>/dev/null | grep -q "v{{mdbook_version}}"; then
+        echo "installing mdbook {{mdbook_version}} with cargo (a few minutes, once)"
+        cargo install --locked --quiet mdbook --version {{mdbook_version}}
+    fi
+    if ! mdbook-mermaid --version 2>/dev/null | grep -q "{{mdbook_mermaid_version}}"; then
+        echo "installing mdbook-mermaid {{mdbook_mermaid_version}} with cargo (the book's diagrams; a few minutes, once)"
+        cargo install --locked --quiet mdbook-mermaid --version {{mdbook_mermaid_version}}
+    fi
