@@ -165,8 +165,8 @@ impl TimeOffsets {
 ///
 /// unshare(CLONE_NEWTIME) makes the namespace for future children only; the offsets go
 /// in while it is still empty; then setns(2) on `/proc/self/ns/time_for_children` moves
-/// this process in, which the kernel allows a single-threaded process that has not
-/// entered it yet.
+/// this process in, which the kernel allows only a single-threaded caller (EUSERS
+/// otherwise) with CAP_SYS_ADMIN over the namespace.
 pub fn enter_new_time_namespace(offsets: TimeOffsets) -> Result<(), Errno> {
     nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(
         libc::CLONE_NEWTIME,

@@ -6,8 +6,9 @@
 //! filesystem as the upper). The mount point shows the merge:
 //!
 //! - reading a file finds it in the upper, else in the first lower that has it;
-//! - writing a lower file first *copies it up*: the whole file lands in the upper, and the
-//!   lower never changes;
+//! - opening a lower file for writing, or changing its metadata (chmod, chown, an
+//!   xattr), first *copies it up*: the whole file lands in the upper, and the lower
+//!   never changes;
 //! - deleting a lower file leaves a *whiteout* in the upper, a character device 0/0 that
 //!   hides the lower file;
 //! - replacing a lower directory (remove it, make it again) marks the new upper directory

@@ -223,6 +223,7 @@ pub struct Device {
 }
 
 impl Device {
+    // ANCHOR: default_devices
     /// The devices every container has, as in the OCI runtime spec's list of default
     /// devices: null, zero, full, random, urandom, tty.
     pub fn defaults() -> Vec<Device> {
@@ -238,6 +239,7 @@ impl Device {
         .map(|(name, major, minor)| Device::char(name, major, minor))
         .collect()
     }
+    // ANCHOR_END: default_devices
 
     /// `/dev/NAME`, character device MAJOR:MINOR, readable and writable by everyone.
     pub fn char(name: &str, major: u64, minor: u64) -> Device {

@@ -373,7 +373,10 @@ fn unprivileged_requested(
     }
 }
 
-/// Refuse what the kernel would refuse, with a reason instead of EINVAL.
+/// Refuse what the kernel would refuse, with a reason instead of EINVAL, and one map the
+/// kernel takes but nutshell does not: one without the container's root, whose first
+/// process could not become uid 0 before exec and so would lose every capability it
+/// needs to mount and pivot.
 fn check(kind: &'static str, maps: &[IdMap]) -> Result<(), UsernsError> {
     let invalid = |problem: String| UsernsError::InvalidMap {
         kind,
