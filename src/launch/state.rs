@@ -15,6 +15,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -188,6 +189,28 @@ impl StateDir {
         }
     }
     // ANCHOR_END: take_over
+
+    /// [`StateDir::take_over`], waiting up to `wait` for a lock whose owner has died:
+    /// the lock's open file is shared with the owner's children until they have gone
+    /// (a container's first process, or a helper of its launch, still dying of its
+    /// parent-death signal), and a sweep that ran just then would skip the container
+    /// for good. A lock whose owner lives is not waited for.
+    pub fn take_over_when_orphaned(dir: &Path, wait: Duration) -> io::Result<Option<StateDir>> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            if let Some(taken) = StateDir::take_over(dir)? {
+                return Ok(Some(taken));
+            }
+            let owner_alive = fs::read_to_string(dir.join("state.json"))
+                .ok()
+                .and_then(|text| serde_json::from_str::<State>(&text).ok())
+                .is_none_or(|state| state.owner.alive());
+            if owner_alive || std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 
     /// Read `state.json`; `None` for a directory whose owner died before writing it.
     pub fn read(&self) -> Option<State> {

@@ -28,7 +28,9 @@ pub fn sweep_stale(state_root: &Path, facts: &HostFacts) -> Result<Vec<String>, 
         move |source| LaunchError::Io { op, path, source }
     };
     for dir in state::list(state_root).map_err(io("read", state_root))? {
-        let Some(taken) = StateDir::take_over(&dir).map_err(io("lock", &dir))? else {
+        let Some(taken) =
+            StateDir::take_over_when_orphaned(&dir, KILL_WAIT).map_err(io("lock", &dir))?
+        else {
             continue;
         };
         let name = dir
