@@ -205,3 +205,58 @@ fn mdbook_builds_the_book_with_every_include_expanded() {
         );
     }
 }
+
+/// The lines of code an anchor include brings into a page: those between the anchor's
+/// lines, less any other anchor lines (mdBook drops those).
+fn anchored_lines(source: &str, anchor: &str) -> usize {
+    let mut inside = false;
+    let mut count = 0;
+    for line in source.lines() {
+        let text = comment_text(line);
+        if text == format!("ANCHOR: {anchor}") {
+            inside = true;
+        } else if text == format!("ANCHOR_END: {anchor}") {
+            inside = false;
+        } else if inside && !text.starts_with("ANCHOR") {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Every chapter page says how much of the chapter's code it shows, and the number is
+/// the one its includes of `src/` and `chapters/` add up to: the reader knows the rest
+/// lives in the repository, and the sentence cannot drift from the page.
+#[test]
+fn every_chapter_page_says_how_many_lines_of_code_it_shows() {
+    let claim = Regex::new(r"This page shows (\d+) lines of code").expect("regex");
+    let mut wrong = Vec::new();
+    for page in pages().into_iter().filter(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("ch"))
+    }) {
+        let shown: usize = includes()
+            .iter()
+            .filter(|inc| inc.page == page)
+            .filter(|inc| {
+                let path = inc.path.to_string_lossy();
+                path.contains("/../../src/") || path.contains("/../../chapters/")
+            })
+            .filter_map(|inc| {
+                let anchor = inc.spec.as_deref()?;
+                let source = fs::read_to_string(&inc.path).ok()?;
+                Some(anchored_lines(&source, anchor))
+            })
+            .sum();
+        let text = fs::read_to_string(&page).expect("read page");
+        match claim.captures(&text) {
+            Some(c) if c[1].parse::<usize>() == Ok(shown) => {}
+            Some(c) => wrong.push(format!("{}: says {}, shows {shown}", page.display(), &c[1])),
+            None => wrong.push(format!(
+                "{}: no \"This page shows N lines of code\" (it shows {shown})",
+                page.display()
+            )),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

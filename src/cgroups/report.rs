@@ -53,6 +53,7 @@ pub fn cpu_report(
     before: CpuStats,
     after: CpuStats,
 ) -> String {
+    // ANCHOR: measured_cpu
     let online = online as f64;
     let wanted = (threads as f64).min(online);
     let expected = quota.map_or(wanted, |q| q.cpus().min(wanted));
@@ -66,6 +67,7 @@ pub fn cpu_report(
     } else {
         100.0 * throttled as f64 / periods as f64
     };
+    // ANCHOR_END: measured_cpu
     let mut text = format!(
         "\nmeasured over {:.2} s of the run, from the cgroup's own counters:\n",
         wall.as_secs_f64()

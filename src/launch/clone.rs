@@ -158,6 +158,7 @@ fn run_prelude(p: &Prelude) -> ! {
         {
             fail(p, p.steps.join_user);
         }
+        // ANCHOR: become_root
         if let Some(setgroups) = p.become_root {
             // gid first: once the uid is no longer root, setresgid is refused.
             if libc::setresgid(0, 0, 0) != 0
@@ -171,6 +172,7 @@ fn run_prelude(p: &Prelude) -> ! {
                 fail(p, p.steps.die_with_parent);
             }
         }
+        // ANCHOR_END: become_root
         for &fd in &p.keep {
             libc::fcntl(fd, libc::F_SETFD, 0);
         }
