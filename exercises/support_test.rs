@@ -44,7 +44,7 @@ fn a_check_that_returns_an_error_fails_with_its_message() {
 #[test]
 fn a_panic_is_a_failure_that_says_where_and_what_promptly() {
     let started = Instant::now();
-    let verdict = in_child(|| todo!("enter_root: chroot, then chdir"));
+    let verdict = in_child(|| todo!("enter_chroot: chroot, then chdir"));
     assert!(
         started.elapsed() < PROMPTLY,
         "the panicking check took {:?}",
@@ -55,7 +55,7 @@ fn a_panic_is_a_failure_that_says_where_and_what_promptly() {
             let expected_start = format!("your code panicked at {}:", file!());
             assert!(message.starts_with(&expected_start), "{message}");
             assert!(
-                message.ends_with(": not yet implemented: enter_root: chroot, then chdir"),
+                message.ends_with(": not yet implemented: enter_chroot: chroot, then chdir"),
                 "{message}"
             );
         }

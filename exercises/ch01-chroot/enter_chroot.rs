@@ -1,6 +1,6 @@
 //! # Exercise ch01-chroot: enter the new root
 //!
-//! A container starts by changing what `/` means for its process. Write `enter_root`:
+//! A container starts by changing what `/` means for its process. Write `enter_chroot`:
 //! after it returns `Ok(())`, the calling process must
 //!
 //! 1. resolve `/` to `new_root` (so `/bin/sh` means `<new_root>/bin/sh`), and
@@ -14,9 +14,9 @@
 use std::path::Path;
 
 /// Make `new_root` this process's root directory, and move into it.
-pub fn enter_root(new_root: &Path) -> nix::Result<()> {
+pub fn enter_chroot(new_root: &Path) -> nix::Result<()> {
     // TODO: change this process's root directory to `new_root` (chroot(2)).
     // TODO: move the working directory into the new root (chdir(2)).
     let _ = new_root;
-    todo!("enter_root: chroot, then chdir")
+    todo!("enter_chroot: chroot, then chdir")
 }
