@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -181,11 +182,24 @@ fn probe_overlay(proc_dir: &Path, euid: u32) -> Probe {
         fs::write(merged.join("probe"), b"copy-on-write")
             .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
     });
-    match probe {
+    let probe = match probe {
         Probe::Works if !dir.join("upper/probe").exists() => Probe::Fails(
             "the write through the overlay did not reach the upper directory".to_string(),
         ),
         other => other,
+    };
+    // overlayfs leaves work/work behind with mode 000: root may still empty it, its
+    // owner may not even list it until it gives itself the right to.
+    let inner_work = dir.join("work/work");
+    if inner_work.exists()
+        && let Err(e) = fs::set_permissions(&inner_work, fs::Permissions::from_mode(0o700))
+    {
+        return Probe::Fails(format!("open {} to remove it: {e}", inner_work.display()));
+    }
+    let path = dir.to_path_buf();
+    match (probe, scratch.close()) {
+        (probe, Ok(())) => probe,
+        (_, Err(e)) => Probe::Fails(format!("remove the scratch dir {}: {e}", path.display())),
     }
 }
 

@@ -160,6 +160,10 @@ fn a_reader_that_goes_away_ends_it_quietly_as_sigpipe_would() {
 fn doctor_as_a_normal_user_probes_in_a_user_namespace_and_finds_the_rootless_chapters() {
     common::require_root();
     let data = common::data_dir_for_nobody();
+    // Its own TMPDIR, to see that the overlay probe's scratch dir goes.
+    let scratch = data.path().join("tmp");
+    std::fs::create_dir(&scratch).expect("mkdir tmp");
+    std::os::unix::fs::chown(&scratch, Some(65534), Some(65534)).expect("chown tmp");
     let output = std::process::Command::new("setpriv")
         .args([
             "--reuid=65534",
@@ -169,8 +173,15 @@ fn doctor_as_a_normal_user_probes_in_a_user_namespace_and_finds_the_rootless_cha
             "doctor",
         ])
         .env("NUTSHELL_DATA", data.path())
+        .env("TMPDIR", &scratch)
         .output()
         .expect("run doctor as nobody");
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .expect("read tmp")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "the doctor left {left:?}");
     let text = stdout(&output);
     assert!(output.status.success(), "{text}{}", stderr(&output));
     assert!(
