@@ -108,25 +108,33 @@ pub struct StateDir {
 impl StateDir {
     /// Make `<root>/<id>` with its lock held and `state` written, or fail with
     /// `AlreadyExists` if a container of that id exists.
+    ///
+    /// The directory is made under a name of its own, `.making-PID.N-ID`, and renamed into
+    /// place complete (renameat2 RENAME_NOREPLACE, atomic: of two launches of one id, one
+    /// gets EEXIST), so that `<root>/<id>` never exists without its lock: a sweep that
+    /// finds one unlocked knows its owner is gone. A maker killed half-way leaves only
+    /// the temporary name, which [`sweep_unfinished`] removes once its pid is gone.
     pub fn create(root: &Path, id: &ContainerId, state: &State) -> io::Result<StateDir> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o711)
             .create(root)?;
-        let dir = root.join(id.as_str());
-        // mkdir(2) is atomic: of two launches of one id, one gets EEXIST.
-        fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let temp = root.join(unfinished_name("making", id));
+        fs::DirBuilder::new().mode(0o700).create(&temp)?;
         let made = (|| {
-            let lock = FileLock::create_locked(&dir.join("lock"))?;
+            let lock = FileLock::create_locked(&temp.join("lock"))?;
             let mut state_dir = StateDir {
-                dir: dir.clone(),
+                dir: temp.clone(),
                 lock: Some(lock),
             };
             state_dir.write(state)?;
+            let dir = root.join(id.as_str());
+            rename_no_replace(&temp, &dir)?;
+            state_dir.dir = dir;
             Ok(state_dir)
         })();
         if made.is_err() {
-            let _ = fs::remove_dir_all(&dir);
+            let _ = fs::remove_dir_all(&temp);
         }
         made
     }
@@ -149,9 +157,25 @@ impl StateDir {
         fs::rename(&temp, self.dir.join("state.json"))
     }
 
-    /// Remove the directory, and with it the lock.
+    /// Remove the directory, and with it the lock: first renamed out of the way
+    /// (`.removing-PID.N-ID`), so that a removal cut short by a kill never leaves
+    /// `<root>/<id>` half-emptied and unlocked.
     pub fn remove(mut self) -> io::Result<()> {
-        let result = match fs::remove_dir_all(&self.dir) {
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tombstone = self.dir.with_file_name(format!(
+            ".removing-{}.{}-{name}",
+            std::process::id(),
+            next_n()
+        ));
+        let result = match fs::rename(&self.dir, &tombstone) {
+            Ok(()) => fs::remove_dir_all(&tombstone),
+            Err(e) => Err(e),
+        };
+        let result = match result {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             other => other,
         };
@@ -219,18 +243,86 @@ impl StateDir {
     }
 }
 
-/// The state dirs under `root`, sorted.
+/// The state dirs under `root`, sorted (not the unfinished ones being made or removed).
 pub fn list(root: &Path) -> io::Result<Vec<PathBuf>> {
     let mut dirs = match fs::read_dir(root) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         other => other?
             .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
             .map(|e| e.path())
             .collect::<Vec<_>>(),
     };
     dirs.sort();
     Ok(dirs)
+}
+
+/// Remove the unfinished state dirs under `root` (`.making-…`, `.removing-…`) whose maker
+/// or remover, named by the pid in the name, is gone. Returns what was removed.
+pub fn sweep_unfinished(root: &Path) -> io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(root) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other?,
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = [".making-", ".removing-"]
+            .iter()
+            .find_map(|prefix| name.strip_prefix(prefix))
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if ProcessRef::of(pid).is_none() {
+            match fs::remove_dir_all(entry.path()) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => removed.push(entry.path()),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// A fresh `.KIND-PID.N-ID` name for a state dir being made or removed.
+fn unfinished_name(kind: &str, id: &ContainerId) -> String {
+    format!(
+        ".{kind}-{}.{}-{}",
+        std::process::id(),
+        next_n(),
+        id.as_str()
+    )
+}
+
+/// A number unique within this process, for the names above.
+fn next_n() -> usize {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// rename(2) that fails with EEXIST instead of replacing `to`: renameat2(2) with
+/// RENAME_NOREPLACE.
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(from.as_os_str().as_bytes())?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: two NUL-terminated paths; the call only reads them.
+    let done = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Seconds since the epoch.
@@ -253,6 +345,33 @@ mod tests {
             owned: Owned::default(),
             created: now(),
         }
+    }
+
+    #[test]
+    fn a_state_dir_appears_only_whole_and_unfinished_ones_of_dead_makers_are_swept() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let id = ContainerId::parse("whole").expect("id");
+        let dir = StateDir::create(root.path(), &id, &state(&id)).expect("create");
+        assert_eq!(dir.path(), root.path().join("whole"));
+        assert!(dir.path().join("lock").exists() && dir.path().join("state.json").exists());
+        assert_eq!(
+            list(root.path()).expect("list"),
+            vec![root.path().join("whole")]
+        );
+        // A maker that is gone (no such pid) and one that lives (this process).
+        let dead = root.path().join(".making-999999999.0-dead");
+        let alive = root
+            .path()
+            .join(format!(".making-{}.0-alive", std::process::id()));
+        fs::create_dir(&dead).expect("mkdir");
+        fs::create_dir(&alive).expect("mkdir");
+        assert_eq!(
+            sweep_unfinished(root.path()).expect("sweep"),
+            vec![dead.clone()]
+        );
+        assert!(!dead.exists() && alive.exists());
+        dir.remove().expect("remove");
+        assert_eq!(list(root.path()).expect("list"), Vec::<PathBuf>::new());
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub fn sweep_stale(state_root: &Path, facts: &HostFacts) -> Result<Vec<String>, 
         let path = path.to_path_buf();
         move |source| LaunchError::Io { op, path, source }
     };
+    for dir in state::sweep_unfinished(state_root).map_err(io("remove", state_root))? {
+        removed.push(format!("unfinished state {}", dir.display()));
+    }
     for dir in state::list(state_root).map_err(io("read", state_root))? {
         let Some(taken) =
             StateDir::take_over_when_orphaned(&dir, KILL_WAIT).map_err(io("lock", &dir))?
