@@ -119,7 +119,7 @@ impl StateDir {
             .recursive(true)
             .mode(0o711)
             .create(root)?;
-        let temp = root.join(unfinished_name("making", id));
+        let temp = root.join(unfinished_name("making", id.as_str()));
         fs::DirBuilder::new().mode(0o700).create(&temp)?;
         let made = (|| {
             let lock = FileLock::create_locked(&temp.join("lock"))?;
@@ -166,11 +166,7 @@ impl StateDir {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tombstone = self.dir.with_file_name(format!(
-            ".removing-{}.{}-{name}",
-            std::process::id(),
-            next_n()
-        ));
+        let tombstone = self.dir.with_file_name(unfinished_name("removing", &name));
         let result = match fs::rename(&self.dir, &tombstone) {
             Ok(()) => fs::remove_dir_all(&tombstone),
             Err(e) => Err(e),
@@ -287,13 +283,8 @@ pub fn sweep_unfinished(root: &Path) -> io::Result<Vec<PathBuf>> {
 }
 
 /// A fresh `.KIND-PID.N-ID` name for a state dir being made or removed.
-fn unfinished_name(kind: &str, id: &ContainerId) -> String {
-    format!(
-        ".{kind}-{}.{}-{}",
-        std::process::id(),
-        next_n(),
-        id.as_str()
-    )
+fn unfinished_name(kind: &str, id: &str) -> String {
+    format!(".{kind}-{}.{}-{id}", std::process::id(), next_n())
 }
 
 /// A number unique within this process, for the names above.

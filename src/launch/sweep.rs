@@ -126,18 +126,33 @@ pub(super) fn remove_container_dir(
     } else {
         vec![dir.to_path_buf()]
     };
-    if let Some(mapping) = &owned.remove_as {
-        let exit = super::run_as_mapped_root(&mapping.maps, Builtin::RemoveTrees { paths }, facts)?;
-        if exit != Exit::Code(0) {
-            return Err(LaunchError::ChildGone {
-                status: exit.to_string(),
-                stage: "done removing the container's directory as its root",
-            });
-        }
-        return Ok(());
+    match &owned.remove_as {
+        Some(mapping) => remove_as_mapped_root(&mapping.maps, paths, facts),
+        None => remove_trees(&paths),
     }
+}
+
+/// Remove `paths` as the root of a user namespace with `maps`, which owns what the
+/// caller's subordinate ids own.
+fn remove_as_mapped_root(
+    maps: &IdMaps,
+    paths: Vec<PathBuf>,
+    facts: &HostFacts,
+) -> Result<(), LaunchError> {
+    let exit = super::run_as_mapped_root(maps, Builtin::RemoveTrees { paths }, facts)?;
+    if exit != Exit::Code(0) {
+        return Err(LaunchError::ChildGone {
+            status: exit.to_string(),
+            stage: "done removing the files as their owners' root",
+        });
+    }
+    Ok(())
+}
+
+/// Remove `paths` directly, never following a symlink out of them.
+fn remove_trees(paths: &[PathBuf]) -> Result<(), LaunchError> {
     for path in paths {
-        crate::overlay::remove_tree(&path)?;
+        crate::overlay::remove_tree(path)?;
     }
     Ok(())
 }
@@ -201,20 +216,9 @@ fn remove_trees_as_owner(paths: Vec<PathBuf>, facts: &HostFacts) -> Result<(), L
         facts.id_map_helpers.clone(),
     )?;
     if facts.caller.privileged || mapping.maps.uid_count() == 1 {
-        for path in &paths {
-            crate::overlay::remove_tree(path)?;
-        }
-        return Ok(());
+        return remove_trees(&paths);
     }
-    let exit = super::run_as_mapped_root(&mapping.maps, Builtin::RemoveTrees { paths }, facts)?;
-    match exit {
-        Exit::Code(0) => Ok(()),
-        other => Err(LaunchError::Io {
-            op: "remove, as the containers' root,",
-            path: facts.data_dir.clone(),
-            source: std::io::Error::other(format!("the helper {other}")),
-        }),
-    }
+    remove_as_mapped_root(&mapping.maps, paths, facts)
 }
 
 // ANCHOR: userns_helper
