@@ -60,6 +60,12 @@ pub enum CliError {
     /// The container cannot be planned.
     #[error(transparent)]
     Plan(#[from] crate::launch::PlanError),
+    /// A `-p` value is malformed.
+    #[error(transparent)]
+    Port(crate::net::ports::PortError),
+    /// `--subnet` is malformed.
+    #[error("--{0}")]
+    Subnet(crate::net::addr::SubnetError),
     /// The plan could not be printed.
     #[error("print the plan: {0}")]
     Print(#[source] std::io::Error),
@@ -401,6 +407,109 @@ impl LimitArgs {
                 resources: self.resources()?,
             });
         }
+        Ok(())
+    }
+}
+
+/// How a chapter 8 container is connected (`--network`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkMode {
+    /// A veth to a bridge, an address, NAT (root's default, docker's and podman's)
+    Bridge,
+    /// A network namespace with only `lo`
+    None,
+    /// The host's network namespace: no isolation
+    Host,
+    /// A user-mode network through pasta (a normal user's default, podman's rootless)
+    Pasta,
+}
+
+/// The network flags of chapter 8, flattened into every chapter from 8 on.
+#[derive(Debug, Clone, Args)]
+pub struct NetworkArgs {
+    /// How the container is connected [default: bridge as root, pasta as a normal user]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub network: Option<NetworkMode>,
+    /// Publish a container port on the host, as docker run -p: [hostIP:]hostPort:containerPort[/tcp|/udp]; repeatable
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    pub publish: Vec<String>,
+    /// The bridge network's subnet; the bridge is its .1
+    #[arg(long, value_name = "CIDR", default_value = crate::net::DEFAULT_SUBNET)]
+    pub subnet: String,
+    /// The bridge's name, which is also the network's
+    #[arg(long, value_name = "NAME", default_value = crate::net::DEFAULT_BRIDGE)]
+    pub bridge: String,
+}
+
+impl NetworkArgs {
+    /// The mode asked for, or the caller's default.
+    pub fn mode(&self, privileged: bool) -> NetworkMode {
+        self.network.unwrap_or(if privileged {
+            NetworkMode::Bridge
+        } else {
+            NetworkMode::Pasta
+        })
+    }
+
+    /// The published ports, checked.
+    pub fn ports(&self) -> Result<Vec<crate::net::PortMapping>, CliError> {
+        self.publish
+            .iter()
+            .map(|p| p.parse().map_err(CliError::Port))
+            .collect()
+    }
+
+    /// The network `spec` gets, checked before anything is made.
+    pub fn network(&self, privileged: bool) -> Result<Option<crate::net::Network>, CliError> {
+        use crate::net::{BridgeNetwork, Network};
+        let ports = self.ports()?;
+        let mode = self.mode(privileged);
+        if !ports.is_empty() && matches!(mode, NetworkMode::None | NetworkMode::Host) {
+            return Err(CliError::Flag {
+                flag: "-p",
+                value: self.publish.join(" -p "),
+                rule: format!(
+                    ": nothing to publish with --network {}: ports are published on a bridge or through pasta",
+                    if mode == NetworkMode::None {
+                        "none"
+                    } else {
+                        "host"
+                    }
+                ),
+            });
+        }
+        let subnet = self.subnet.parse().map_err(CliError::Subnet)?;
+        if self.bridge.is_empty() || self.bridge.len() > 15 || self.bridge.contains(['/', ' ']) {
+            return Err(CliError::Flag {
+                flag: "--bridge",
+                value: self.bridge.clone(),
+                rule: ": an interface name is 1 to 15 characters, without / or spaces".to_string(),
+            });
+        }
+        Ok(match mode {
+            NetworkMode::Host => None,
+            NetworkMode::None => Some(Network::Loopback),
+            NetworkMode::Pasta => Some(Network::Pasta { ports }),
+            NetworkMode::Bridge => Some(Network::Bridge(BridgeNetwork {
+                bridge: self.bridge.clone(),
+                subnet,
+                ports,
+                ..BridgeNetwork::default()
+            })),
+        })
+    }
+
+    /// Give `spec` its network: a network namespace of its own, connected as asked, or
+    /// the host's.
+    pub fn apply(&self, spec: &mut ContainerSpec, privileged: bool) -> Result<(), CliError> {
+        let network = self.network(privileged)?;
+        *spec.namespaces.mode_mut(crate::namespaces::Namespace::Net) =
+            if self.mode(privileged) == NetworkMode::Host {
+                crate::spec::NamespaceMode::Host
+            } else {
+                crate::spec::NamespaceMode::New
+            };
+        spec.network = network;
         Ok(())
     }
 }

@@ -39,6 +39,7 @@ pub mod ipc;
 pub mod launch;
 pub mod mounts;
 pub mod namespaces;
+pub mod net;
 pub mod overlay;
 pub mod process;
 pub mod rootfs;

@@ -39,6 +39,8 @@ pub struct Container {
     pub(super) container_dir: Option<PathBuf>,
     pub(super) child: Option<FirstProcess>,
     pub(super) exit: Option<Exit>,
+    /// Its network while it is being set up: the lease, the sockets, the lock.
+    pub(super) network: Option<crate::net::Setup>,
 }
 
 /// The container's first process, as the host side holds it.
@@ -88,6 +90,7 @@ pub fn create(
         container_dir: None,
         child: None,
         exit: None,
+        network: None,
     };
     let mut trees: Vec<OwnedFd> = Vec::new();
     let steps = container.plan.parent.clone();
@@ -176,7 +179,27 @@ pub fn create(
                     source,
                 })?;
             }
-            ParentStep::Release => container.release(facts)?,
+            ParentStep::Network(step) => {
+                let pid = container.pid().map(Pid::as_raw);
+                let setup = container
+                    .network
+                    .get_or_insert_with(|| crate::net::Setup::new(container.plan.id.as_str()));
+                let pasta = setup.run(step, pid)?;
+                let address = setup.address();
+                if let Some(owned) = container.record.owned.network.as_mut()
+                    && (pasta.is_some() || owned.address != address)
+                {
+                    // Recorded at once: a sweep after a killed owner stops its pasta.
+                    owned.pasta = pasta.or(owned.pasta);
+                    owned.address = address;
+                    container.save()?;
+                }
+            }
+            ParentStep::Release => {
+                // The sockets and the network's lock are not the container's to keep.
+                container.network = None;
+                container.release(facts)?;
+            }
             ParentStep::WaitReady => {
                 container.wait_for(Report::Ready, "ready")?;
                 container.record.status = Status::Created;
@@ -203,6 +226,11 @@ impl Container {
     /// Its first process's pid, as the host sees it (its PID 1, with a PID namespace).
     pub fn pid(&self) -> Option<Pid> {
         self.child.as_ref().map(|c| c.pid)
+    }
+
+    /// Its address on a bridge network, once leased.
+    pub fn address(&self) -> Option<std::net::Ipv4Addr> {
+        self.record.owned.network.as_ref().and_then(|n| n.address)
     }
 
     /// Its cgroup, if it has one.
@@ -353,6 +381,16 @@ impl Container {
     fn teardown(&mut self) -> Result<(), LaunchError> {
         self.teardown_process();
         let mut first_error = None;
+        // A setup that failed half-way holds the network's lock: teardown takes it.
+        self.network = None;
+        // Only with its state made: without, the id may be another container's, and so
+        // would be the lease and the veth named after it.
+        if let Some(network) = self.record.owned.network.take()
+            && self.state.is_some()
+            && let Err(err) = crate::net::teardown(self.plan.id.as_str(), &network)
+        {
+            first_error.get_or_insert(LaunchError::Network(err));
+        }
         if let Some(mut cgroup) = self.cgroup.take()
             && let Err(err) = cgroup.remove()
         {

@@ -73,6 +73,9 @@ pub enum LaunchError {
     /// The spec cannot be run.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The network could not be set up or removed.
+    #[error(transparent)]
+    Network(#[from] crate::net::NetError),
     /// The image has a symlink where a filesystem is to be mounted.
     #[error(
         "the root's {name} is a symlink (to {target}): nutshell mounts only on real directories inside the root, since a mount through a link could land on the host"

@@ -16,6 +16,7 @@ use crate::capabilities::CapSet;
 use crate::cgroups::{self};
 use crate::mounts::{self, MountContext, MountOp};
 use crate::namespaces::Namespace;
+use crate::net::{self, NetStep, Network, OwnedNetwork};
 use crate::overlay::OverlayLayers;
 use crate::spec::{ContainerSpec, MountKind, NamespaceMode, RootFs};
 use crate::userns::{self, MappingPlan};
@@ -53,6 +54,9 @@ pub struct Owned {
     /// Remove the container dir as the container's root, through these maps: a rootless
     /// container with subordinate ids leaves files its user cannot remove from outside.
     pub remove_as: Option<MappingPlan>,
+    /// Its network: veth, NAT rules, lease, reserved ports, pasta.
+    #[serde(default)]
+    pub network: Option<OwnedNetwork>,
 }
 
 /// A spec that cannot be run, here or at all, and why.
@@ -139,6 +143,16 @@ pub fn plan(
         },
     ];
 
+    let net_steps = plan_network(id, spec, facts, &state_dir, &mut owned)?;
+    // What can fail on the host's state (a taken port, a full subnet) before anything
+    // else is made.
+    parent.extend(
+        net_steps
+            .iter()
+            .filter(|s| s.before_clone())
+            .cloned()
+            .map(ParentStep::Network),
+    );
     let root = plan_root(id, spec, facts, mapping.as_ref(), &mut owned)?;
     parent.extend(root.parent_steps.iter().cloned());
     let cgroup_steps = plan_cgroup(id, spec, facts, &mut owned)?;
@@ -173,6 +187,14 @@ pub fn plan(
             .rlimits
             .iter()
             .map(|r| ParentStep::SetRlimit(*r)),
+    );
+    // The network namespace exists from the clone on, and its user namespace has its
+    // maps: connect it while the first process waits.
+    parent.extend(
+        net_steps
+            .into_iter()
+            .filter(|s| !s.before_clone())
+            .map(ParentStep::Network),
     );
     parent.extend([
         ParentStep::Release,
@@ -220,7 +242,7 @@ pub fn plan(
         net_namespace: spec.namespaces.net != NamespaceMode::Host,
         cgroups: facts.cgroups.as_ref(),
     };
-    let mount_ops = mount_plan(spec, &root, &ctx, mapping.as_ref(), &mut notes);
+    let mount_ops = mount_plan(spec, &root, &ctx, mapping.as_ref(), &state_dir, &mut notes);
     child.extend(mount_ops.into_iter().map(ChildStep::Mount));
     child.extend(plan_privileges(spec, facts, mapping.as_ref(), &mut notes)?);
     child.push(ChildStep::Chdir(spec.process.cwd.clone()));
@@ -257,6 +279,7 @@ fn mount_plan(
     root: &RootPlan,
     ctx: &MountContext,
     mapping: Option<&MappingPlan>,
+    state_dir: &Path,
     notes: &mut Vec<String>,
 ) -> Vec<MountOp> {
     let mut ops = Vec::new();
@@ -266,6 +289,19 @@ fn mount_plan(
     ops.extend(root.mounts.iter().cloned());
     let spec_mounts = tty_group_mapped(spec, mapping, notes);
     ops.extend(mounts::mounts_section(&spec_mounts, ctx));
+    if spec.network.is_some() {
+        // The container's own /etc/hostname, hosts and resolv.conf over the image's.
+        ops.extend(
+            net::name_file_binds(state_dir)
+                .into_iter()
+                .map(|(source, target)| MountOp::Bind {
+                    source,
+                    target: ctx.host(&target),
+                    recursive: false,
+                    readonly: false,
+                }),
+        );
+    }
     let fresh_dev = spec_mounts
         .iter()
         .any(|m| m.destination == Path::new("/dev") && m.kind == MountKind::Tmpfs);
@@ -312,6 +348,43 @@ fn tty_group_mapped(
     }
     mounts
 }
+
+// ANCHOR: plan_network
+/// The network steps: none without a network namespace of the container's own to
+/// connect. A bridge needs root (a veth in the host's namespace); pasta is for the
+/// rootless.
+fn plan_network(
+    id: &ContainerId,
+    spec: &ContainerSpec,
+    facts: &HostFacts,
+    state_dir: &Path,
+    owned: &mut Owned,
+) -> Result<Vec<NetStep>, PlanError> {
+    let Some(network) = &spec.network else {
+        return Ok(Vec::new());
+    };
+    if spec.namespaces.net != NamespaceMode::New {
+        return Err(PlanError::NeedsNamespace {
+            what: "a network of its own",
+            namespace: Namespace::Net,
+        });
+    }
+    match (network, facts.caller.privileged) {
+        (Network::Bridge(_), false) => return Err(PlanError::Unsupported(
+            "a normal user cannot connect a container to a bridge: a veth and a bridge in the host's network namespace need CAP_NET_ADMIN there, which only root has; use --network pasta".to_string(),
+        )),
+        (Network::Pasta { .. }, true) => return Err(PlanError::Unsupported(
+            "--network pasta is for rootless containers (pasta refuses to run as root); as root use --network bridge".to_string(),
+        )),
+        _ => {}
+    }
+    let hostname = spec.hostname.as_deref().unwrap_or(id.as_str());
+    let (steps, owned_network) =
+        net::plan(id.as_str(), network, hostname, state_dir, &facts.data_dir);
+    owned.network = Some(owned_network);
+    Ok(steps)
+}
+// ANCHOR_END: plan_network
 
 impl LaunchPlan {
     /// The mount plan part of the child's steps, for the chapters that show it alone.

@@ -10,6 +10,7 @@ use crate::capabilities::{CapSet, Capabilities};
 use crate::cgroups::Setting;
 use crate::mounts::MountOp;
 use crate::namespaces::{self, Namespace, TimeOffsets};
+use crate::net::NetStep;
 use crate::spec::{Program, Rlimit, User};
 use crate::userns::{MapWriter, MappingPlan};
 
@@ -76,6 +77,8 @@ pub enum ParentStep {
     SetOomScoreAdj(i32),
     /// Set one resource limit of the first process (prlimit(2)).
     SetRlimit(Rlimit),
+    /// One step of connecting the container's network namespace.
+    Network(NetStep),
     /// Let the first process go on, and send it its steps.
     Release,
     /// Wait until it reports that it waits at its start gate: created.
@@ -173,6 +176,7 @@ impl fmt::Display for ParentStep {
                 "set its {} to {} (hard {}) with prlimit",
                 rlimit.resource, rlimit.soft, rlimit.hard
             ),
+            ParentStep::Network(step) => write!(f, "{step}"),
             ParentStep::Release => write!(f, "let it go on, and send it its steps"),
             ParentStep::WaitReady => write!(
                 f,

@@ -72,10 +72,18 @@ pub fn sweep_stale(state_root: &Path, facts: &HostFacts) -> Result<Vec<String>, 
                 remove_container_dir(container_dir, &state.owned, facts)?;
                 what.push(container_dir.display().to_string());
             }
+            if let Some(network) = &state.owned.network {
+                what.extend(crate::net::teardown(&name, network)?);
+            }
         }
         taken.remove().map_err(io("remove", &dir))?;
         what.push(format!("state {}", dir.display()));
         removed.push(format!("{name}: {}", what.join(", ")));
+    }
+    // Leases and ports of containers that left no state at all, and networks no one uses.
+    let live = |id: &str| state_root.join(id).exists();
+    for left in crate::net::remove_unused(&facts.data_dir, live)? {
+        removed.push(format!("network: {left}"));
     }
     Ok(removed)
 }

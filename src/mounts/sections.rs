@@ -22,7 +22,7 @@ pub struct MountContext<'a> {
 
 impl MountContext<'_> {
     /// `path` (absolute, inside the container) as the host sees it before the pivot.
-    fn host(&self, path: &Path) -> PathBuf {
+    pub fn host(&self, path: &Path) -> PathBuf {
         self.rootfs.join(path.strip_prefix("/").unwrap_or(path))
     }
 

@@ -10,7 +10,7 @@ use crate::mounts::{MASKED_PATHS, READONLY_PATHS};
 use crate::namespaces::{Namespace, TimeOffsets};
 use crate::uts::DEFAULT_HOSTNAME;
 
-/// The container of chapter `chapter` (1 to 7) on `rootfs`, running `program`: every
+/// The container of chapter `chapter` (1 to 8) on `rootfs`, running `program`: every
 /// feature the chapters up to it introduce, with their defaults. The binaries then set
 /// what the flags ask for (hostname, limits, maps, layers).
 pub fn for_chapter(chapter: u8, rootfs: &Path, program: Program) -> ContainerSpec {
@@ -100,6 +100,15 @@ pub fn for_chapter(chapter: u8, rootfs: &Path, program: Program) -> ContainerSpe
         };
         // ANCHOR_END: chapter_7
     }
+    if chapter >= 8 {
+        // ANCHOR: chapter_8
+        // Chapter 8: a network namespace of its own, on the default bridge: a veth pair,
+        // an address from the bridge's subnet, a default route, NAT.
+        // (The binary chooses the network and the published ports from its flags.)
+        *spec.namespaces.mode_mut(Namespace::Net) = super::NamespaceMode::New;
+        spec.network = Some(super::Network::Bridge(super::BridgeNetwork::default()));
+        // ANCHOR_END: chapter_8
+    }
     spec
 }
 
@@ -153,6 +162,7 @@ mod tests {
             !kinds(7).contains(&Namespace::Net),
             "the network comes in chapter 8"
         );
+        assert!(kinds(8).contains(&Namespace::Net));
     }
 
     #[test]

@@ -30,6 +30,8 @@ use crate::cgroups::Resources;
 use crate::namespaces::{Namespace, TimeOffsets};
 use crate::userns::IdMap;
 
+pub use crate::net::{BridgeNetwork, Network};
+
 pub use mount::{Device, Mount, MountKind, MountOptions, Propagation};
 pub use process::{CONTAINER_PATH, Process, Program, Rlimit, RlimitResource, User, standard_env};
 
@@ -75,6 +77,10 @@ pub struct ContainerSpec {
     /// `linux.rootfsPropagation`).
     #[serde(default)]
     pub root_propagation: Propagation,
+    /// How its own network namespace is connected; `None`: not at all (the host's or a
+    /// joined namespace, or a new one left as the kernel makes it, with `lo` down).
+    #[serde(default)]
+    pub network: Option<Network>,
     /// The process the container runs.
     pub process: Process,
 }
@@ -97,6 +103,7 @@ impl ContainerSpec {
             masked_paths: Vec::new(),
             readonly_paths: Vec::new(),
             root_propagation: Propagation::default(),
+            network: None,
             process,
         }
     }
