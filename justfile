@@ -24,8 +24,8 @@ test-all: _require-root setup
 test:
     cargo test
 
-# Install what the tests and the book need: busybox-static, uidmap and qemu-system-x86 (Debian's packages), mdbook and mdbook-mermaid; give root's containers their /etc/subuid range
-setup: _busybox _uidmap _subids _mdbook _qemu
+# Install what the tests and the book need: busybox-static, uidmap, nftables, passt, iproute2 and qemu-system-x86 (Debian's packages), mdbook and mdbook-mermaid; give root's containers their /etc/subuid range
+setup: _busybox _uidmap _subids _net _mdbook _qemu
 
 # As root: the cgroup tests on pure v2 and pure v1, each in a qemu guest of Debian's kernel (`--record` records their snapshots; see tests/layouts/lane)
 test-layouts *args: (_require-root "test-layouts" "its guests run the privileged cgroup tests") _busybox _qemu
@@ -102,6 +102,21 @@ _uidmap:
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq uidmap >/dev/null
     else
         echo "install newuidmap and newgidmap with your package manager (Fedora: dnf install shadow-utils); chapter 6's rootless tests use them" >&2
+        exit 1
+    fi
+
+# Chapter 8: nft publishes ports and masquerades, pasta (Debian's passt) gives rootless
+# containers a network, and the tests look with ip and ss (iproute2).
+_net:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if command -v nft >/dev/null && command -v pasta >/dev/null && command -v ip >/dev/null && command -v ss >/dev/null; then exit 0; fi
+    if command -v apt-get >/dev/null; then
+        echo "installing nftables, passt and iproute2 (chapter 8's networks and its tests use them)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables passt iproute2 >/dev/null
+    else
+        echo "install nftables, passt (pasta) and iproute2 with your package manager; chapter 8 uses them" >&2
         exit 1
     fi
 

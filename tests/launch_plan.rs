@@ -10,6 +10,7 @@ use nutshell::cgroups::layout::detect;
 use nutshell::cgroups::{CgroupLayout, Resources};
 use nutshell::launch::{ContainerId, HostFacts, LaunchPlan, PlanError, plan};
 use nutshell::namespaces::{Namespace, TimeOffsets};
+use nutshell::net::{BridgeNetwork, Network, PortMapping};
 use nutshell::spec::{
     CgroupSpec, ContainerSpec, NamespaceMode, Namespaces, Program, RootFs, Upper, chapters,
 };
@@ -130,10 +131,58 @@ fn snapshot(name: &str, plan: &LaunchPlan) {
 #[test]
 fn every_chapters_plan_as_root_on_a_hybrid_host() {
     let facts = root_facts(hybrid());
-    for n in 1..=7 {
+    for n in 1..=8 {
         let plan = plan(&id(), &chapter_spec(n, &facts), &facts).expect("plans");
         snapshot(&format!("plan_ch{n:02}"), &plan);
     }
+}
+
+#[test]
+fn chapter_8_publishes_ports_on_the_bridge_as_root_and_through_pasta_rootless() {
+    let ports: Vec<PortMapping> = vec!["8080:80".parse().unwrap()];
+    let facts = root_facts(v2());
+    let mut spec = chapter_spec(8, &facts);
+    spec.network = Some(Network::Bridge(BridgeNetwork {
+        ports: ports.clone(),
+        ..BridgeNetwork::default()
+    }));
+    snapshot(
+        "plan_ch08_published",
+        &plan(&id(), &spec, &facts).expect("plans"),
+    );
+    let alice = alice_facts();
+    let mut spec = chapter_spec(8, &alice);
+    spec.network = Some(Network::Pasta { ports });
+    snapshot(
+        "plan_ch08_rootless",
+        &plan(&id(), &spec, &alice).expect("plans"),
+    );
+}
+
+#[test]
+fn a_bridge_for_a_normal_user_or_pasta_for_root_is_refused_saying_why() {
+    let alice = alice_facts();
+    let err = plan(&id(), &chapter_spec(8, &alice), &alice)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "a veth and a bridge in the host's network namespace need CAP_NET_ADMIN there"
+        ) && err.ends_with("use --network pasta"),
+        "{err}"
+    );
+    let facts = root_facts(v2());
+    let mut spec = chapter_spec(8, &facts);
+    spec.network = Some(Network::Pasta { ports: Vec::new() });
+    let err = plan(&id(), &spec, &facts).unwrap_err().to_string();
+    assert!(err.contains("pasta refuses to run as root"), "{err}");
+    let mut spec = chapter_spec(8, &facts);
+    *spec.namespaces.mode_mut(Namespace::Net) = NamespaceMode::Host;
+    let err = plan(&id(), &spec, &facts).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "a network of its own needs a new net namespace of the container's own"
+    );
 }
 
 #[test]
@@ -192,6 +241,8 @@ fn kind(step: &impl serde::Serialize) -> String {
             Some(fstype) => format!("mount {fstype}"),
             None => op,
         }
+    } else if outer == "network" {
+        tag(inner)
     } else {
         outer
     };
@@ -247,7 +298,7 @@ fn each_chapter_adds_its_steps_to_the_one_before() {
     let facts = root_facts(hybrid());
     let mut text = String::new();
     let (mut parent_before, mut child_before) = (Vec::new(), Vec::new());
-    for n in 1..=7 {
+    for n in 1..=8 {
         let plan = plan(&id(), &chapter_spec(n, &facts), &facts).expect("plans");
         let (parent, child) = (kinds_of(&plan.parent), kinds_of(&plan.child));
         text.push_str(&format!(
@@ -267,7 +318,7 @@ fn each_chapter_adds_its_steps_to_the_one_before() {
         (parent_before, child_before) = (parent, child);
     }
     // Every chapter adds something, and chapter 4 trades chroot for pivot_root.
-    assert_eq!(text.matches("chapter ").count(), 7);
+    assert_eq!(text.matches("chapter ").count(), 8);
     assert!(text.contains("-chroot"), "{text}");
     snapshot_text("plan_chapter_by_chapter", &text);
 }

@@ -207,6 +207,8 @@ pub enum NetStep {
         chain: String,
         /// The published ports.
         ports: Vec<PortMapping>,
+        /// `<data>/net/<bridge>`, beside which the network's lock is.
+        dir: PathBuf,
     },
     /// Start pasta on the container's namespaces.
     StartPasta {
@@ -295,6 +297,7 @@ impl fmt::Display for NetStep {
                 subnet,
                 chain,
                 ports,
+                ..
             } => {
                 write!(
                     f,
@@ -454,6 +457,7 @@ pub fn plan(
                     subnet: net.subnet,
                     chain: nft::container_chain(&host),
                     ports: net.ports.clone(),
+                    dir: dir.join(&net.bridge),
                 },
             ]);
             owned.bridge = Some((net.bridge.clone(), net.subnet));

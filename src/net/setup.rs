@@ -26,9 +26,6 @@ const NETWORK_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Setup {
     id: String,
     address: Option<Ipv4Addr>,
-    /// Held from the lease to the NAT rules: the bridge and the table are shared, and a
-    /// container leaving must not take them down while this one comes up.
-    lock: Option<FileLock>,
     host: Option<RouteSocket>,
     inside: Option<RouteSocket>,
     netns: Option<OwnedFd>,
@@ -45,7 +42,6 @@ impl Setup {
         Setup {
             id: id.to_string(),
             address: None,
-            lock: None,
             host: None,
             inside: None,
             netns: None,
@@ -84,14 +80,6 @@ impl Setup {
         Ok(self.netns.as_ref().expect("just opened"))
     }
 
-    /// Take the network's lock.
-    fn lock(&mut self, dir: &Path) -> Result<(), NetError> {
-        if self.lock.is_none() {
-            self.lock = Some(lock_network(dir)?);
-        }
-        Ok(())
-    }
-
     /// Carry out `step` for the container whose first process is `pid` (once cloned).
     /// Returns pasta's process when the step started it.
     pub fn run(
@@ -112,7 +100,10 @@ impl Setup {
                 subnet,
                 dir,
             } => {
-                self.lock(dir)?;
+                // Under the network's lock, for a moment: the last container leaving
+                // removes the network once it sees no lease. From this lease on, it
+                // sees one, and the bridge and the rules stay.
+                let _lock = lock_network(dir)?;
                 check_subnet(dir, bridge, *subnet)?;
                 self.address = Some(Leases::new(dir, bridge, *subnet).allocate(&self.id)?);
             }
@@ -121,22 +112,24 @@ impl Setup {
             }
             // ANCHOR: run_host
             NetStep::EnsureBridge { bridge, subnet } => {
+                // Two containers may both find no bridge: the second is told EEXIST,
+                // and uses the first one's.
                 let host = self.host()?;
                 if host.link_index(bridge)?.is_none() {
-                    host.create_link(
+                    exists_is_fine(host.create_link(
                         &format!("ip link add {bridge} type bridge"),
                         netlink::new_bridge(bridge),
-                    )?;
-                    let index = host.existing_link(bridge)?;
-                    host.add_address(
-                        &format!(
-                            "ip addr add {}/{} dev {bridge}",
-                            subnet.gateway(),
-                            subnet.prefix()
-                        ),
-                        netlink::new_address(index, subnet.gateway(), subnet.prefix()),
-                    )?;
+                    ))?;
                 }
+                let index = host.existing_link(bridge)?;
+                exists_is_fine(host.add_address(
+                    &format!(
+                        "ip addr add {}/{} dev {bridge}",
+                        subnet.gateway(),
+                        subnet.prefix()
+                    ),
+                    netlink::new_address(index, subnet.gateway(), subnet.prefix()),
+                ))?;
                 let index = host.existing_link(bridge)?;
                 host.change_link(&format!("ip link set {bridge} up"), netlink::link_up(index))?;
             }
@@ -222,8 +215,12 @@ impl Setup {
                 subnet,
                 chain,
                 ports,
+                dir,
             } => {
-                // Chains before the jumps into them: a jump to a missing chain is refused.
+                // The network's lock: so that two containers do not both add the jump
+                // into the network's chain. Chains come before the jumps into them in
+                // the batch: a jump to a missing chain is refused.
+                let _lock = lock_network(dir)?;
                 let mut batch = nft::Batch::new();
                 batch
                     .ensure_table()
@@ -249,8 +246,6 @@ impl Setup {
                         .add(&nft::container_jumps(chain, &self.id));
                 }
                 batch.apply()?;
-                // The shared parts are in place: others may come and go now.
-                self.lock = None;
             }
             // ANCHOR_END: run_nat
             NetStep::StartPasta { ports, dir } => {
@@ -258,6 +253,17 @@ impl Setup {
             }
         }
         Ok(None)
+    }
+}
+
+/// A create that found what it makes already made is fine.
+fn exists_is_fine(result: Result<(), NetlinkError>) -> Result<(), NetlinkError> {
+    match result {
+        Err(NetlinkError {
+            source: Errno::EEXIST,
+            ..
+        }) => Ok(()),
+        other => other,
     }
 }
 
@@ -574,8 +580,13 @@ pub fn remove_unused(
         else {
             continue;
         };
-        let _lock = lock_network(&lease_dir)?;
         let leases = Leases::new(&lease_dir, &bridge, subnet);
+        let held = leases.held()?;
+        if !held.is_empty() && held.iter().all(|(_, owner)| live(owner)) {
+            // The common case, at every container's start: nothing to do, no lock taken.
+            continue;
+        }
+        let _lock = lock_network(&lease_dir)?;
         for (address, owner) in leases.held()? {
             if !live(&owner) {
                 leases.release(&owner)?;
