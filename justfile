@@ -55,14 +55,15 @@ exercises-check:
 demo:
     cargo run -q --bin ch01-chroot
 
-# Benchmarks, as root: 1 and 10 containers on one overlay lower vs copies (writes book/src/generated/ch07-bench.txt)
+# Benchmarks, as root: 1 and 10 containers on one overlay lower vs copies; container start with and without a bridge, TCP over the bridge vs loopback (writes book/src/generated/ch07-bench.txt, ch08-bench.txt)
 bench:
     #!/usr/bin/env bash
     if [ "$(id -u)" -ne 0 ]; then
-        echo "just bench needs root: it mounts overlays. Run it as root (sudo -E just bench)." >&2
+        echo "just bench needs root: it mounts overlays and makes bridges. Run it as root (sudo -E just bench)." >&2
         exit 1
     fi
-    exec cargo bench --bench overlay_vs_copy
+    cargo bench --bench overlay_vs_copy
+    exec cargo bench --bench network
 
 # Remove everything nutshell keeps for you (as root: /var/lib/nutshell and /run/nutshell; as a user: yours, also what your rootless containers gave to your subordinate ids) and the built book
 clean:

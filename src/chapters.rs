@@ -100,9 +100,9 @@ pub const CHAPTERS: &[Chapter] = &[
     },
     Chapter {
         bin: "ch08-network",
-        adds: "network namespaces, veth, a bridge",
+        adds: "network namespaces, veth, a bridge, NAT; pasta rootless",
         needs: &[Need::Namespace(Namespace::Net)],
-        written: false,
+        written: true,
         rootless: false,
     },
     Chapter {

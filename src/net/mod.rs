@@ -220,6 +220,7 @@ pub enum NetStep {
 }
 
 impl NetStep {
+    // ANCHOR: before_clone
     /// Whether the step runs before the first process is cloned: the steps that can
     /// fail on the host's state (a taken port, a full subnet) come first, before
     /// anything else is made.
@@ -229,6 +230,7 @@ impl NetStep {
             NetStep::ReservePorts { .. } | NetStep::Lease { .. } | NetStep::WriteNameFiles { .. }
         )
     }
+    // ANCHOR_END: before_clone
 }
 
 fn port_list(ports: &[PortMapping]) -> String {
@@ -359,6 +361,7 @@ pub struct OwnedNetwork {
     pub pasta: Option<crate::launch::ProcessRef>,
 }
 
+// ANCHOR: host_link_name
 /// A container's host-side link name: `nut` and 8 hex digits of its id's SHA-256, so
 /// that a veth left behind says whose it was (`nutshell cleanup` finds it by the same
 /// rule). Interface names are at most 15 bytes.
@@ -367,6 +370,7 @@ pub fn host_link_name(id: &str) -> String {
     let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
     format!("nut{hex}")
 }
+// ANCHOR_END: host_link_name
 
 /// Where nutshell keeps a data directory's network state.
 pub fn net_dir(data_dir: &Path) -> PathBuf {

@@ -9,6 +9,7 @@ pub fn hostname_file(hostname: &str) -> String {
     format!("{hostname}\n")
 }
 
+// ANCHOR: name_files
 /// `/etc/hosts`: localhost, and the container's own name at its address.
 pub fn hosts_file(hostname: &str, address: Option<Ipv4Addr>) -> String {
     let mut hosts =
@@ -50,6 +51,7 @@ pub fn resolv_conf(host: &str) -> String {
     }
     out
 }
+// ANCHOR_END: name_files
 
 #[cfg(test)]
 mod tests {

@@ -176,6 +176,7 @@ impl RouteSocket {
         })
     }
 
+    // ANCHOR: open_in
     /// A socket in the network namespace `netns` refers to (an fd of
     /// `/proc/PID/ns/net`, or a pidfd): made by a thread that joins it, and ends.
     pub fn open_in(netns: BorrowedFd) -> Result<RouteSocket, NetlinkError> {
@@ -202,6 +203,7 @@ impl RouteSocket {
             })
         })
     }
+    // ANCHOR_END: open_in
 
     /// Send `message` with `flags` and read the kernel's answers up to its ack (or the
     /// end of a dump).

@@ -184,6 +184,7 @@ pub fn port_rules(chain: &str, address: Ipv4Addr, ports: &[PortMapping]) -> Vec<
 }
 // ANCHOR_END: port_rules
 
+// ANCHOR: jumps
 /// The jumps into a container's chain, one from prerouting and one from output, both
 /// only for packets to this host's own addresses, commented with its id.
 pub fn container_jumps(chain: &str, id: &str) -> Vec<Rule> {
@@ -207,6 +208,7 @@ pub fn network_jump(bridge: &str) -> Rule {
         comment: Some(format!("network {bridge}")),
     }
 }
+// ANCHOR_END: jumps
 
 impl fmt::Display for Match {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -29,6 +29,9 @@ pub fn pasta_args(pid: i32, ports: &[PortMapping], pid_file: &Path) -> Vec<Strin
     let mut args = vec![
         "--config-net".to_string(),
         "--quiet".to_string(),
+        // The tap is eth0, as on a bridge (pasta would name it after the host's link).
+        "--ns-ifname".to_string(),
+        super::CONTAINER_LINK.to_string(),
         "--pid".to_string(),
         pid_file.display().to_string(),
     ];
@@ -141,7 +144,7 @@ mod tests {
         let args = pasta_args(42, &ports, Path::new("/run/x/pasta.pid"));
         assert_eq!(
             args.join(" "),
-            "--config-net --quiet --pid /run/x/pasta.pid -t 8080:80 -u 127.0.0.1/53:53 -T none -U none 42"
+            "--config-net --quiet --ns-ifname eth0 --pid /run/x/pasta.pid -t 8080:80 -u 127.0.0.1/53:53 -T none -U none 42"
         );
         let none = pasta_args(42, &[], Path::new("/p"));
         assert!(none.join(" ").contains("-t none -u none"), "{none:?}");

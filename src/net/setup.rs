@@ -353,6 +353,7 @@ fn reserve_ports(dir: &Path, ports: &[PortMapping], id: &str) -> Result<(), NetE
 }
 // ANCHOR_END: reserve_ports
 
+// ANCHOR: check_no_listener
 /// Whether something on this host has `port`: try to bind it, as a listener would.
 fn check_no_listener(port: &PortMapping) -> Result<(), NetError> {
     let address = SocketAddrV4::new(
@@ -373,6 +374,7 @@ fn check_no_listener(port: &PortMapping) -> Result<(), NetError> {
         _ => Ok(()),
     }
 }
+// ANCHOR_END: check_no_listener
 
 /// Write the container's name files into its state directory, readable by its root
 /// whoever that is on the host, and the directory passable (0711) but not listable.
@@ -530,18 +532,31 @@ fn stop_process(process: ProcessRef) -> bool {
         return false;
     }
     use std::os::fd::AsRawFd;
+    // SIGKILL: pasta keeps nothing that needs a clean exit, and it does not end on
+    // SIGTERM while its namespace is held.
     // SAFETY: pidfd_send_signal on a pidfd we own, no info, no flags.
     unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
             pidfd.as_raw_fd(),
-            libc::SIGTERM,
+            libc::SIGKILL,
             std::ptr::null::<libc::siginfo_t>(),
             0,
         )
     };
+    // A pidfd turns readable when its process ends: wait for that, a moment.
+    let mut poll = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one pollfd we own, with a timeout.
+    unsafe { libc::poll(&mut poll, 1, STOP_WAIT_MS) };
     true
 }
+
+/// How long teardown waits for a killed pasta to be gone.
+const STOP_WAIT_MS: i32 = 5000;
 
 /// What containers whose state is gone left in `<data>/net`: leases, port reservations,
 /// and then bridges and rules no container uses. For `nutshell cleanup` and the

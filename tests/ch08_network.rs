@@ -1,0 +1,596 @@
+//! Chapter 8 for real, as root. Every test makes its own "host": a network namespace
+//! held by a process of its own (see [`Netns`]), where nutshell makes its bridge, veths
+//! and nftables table; all traffic stays between that namespace, the containers' and
+//! the test's "outside" namespace. Each test checks that nothing is left: no veth, no
+//! bridge, no rule, no lease.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{data_dir, output_within, snapshot_settings, state_dir, stderr, stdout};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ch08-network");
+const NUTSHELL: &str = env!("CARGO_BIN_EXE_nutshell");
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A network namespace of the test's own, held by a `sleep` that dies with the thread
+/// that started it (PR_SET_PDEATHSIG), and killed on drop.
+struct Netns {
+    holder: Child,
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let holder = Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "unshare", "--net", "sleep", "600"])
+            .spawn()
+            .expect("start the namespace's holder");
+        let netns = Netns { holder };
+        // unshare has exec'd sleep once its namespace differs from ours.
+        let ours = std::fs::read_link("/proc/self/ns/net").expect("our netns");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_link(netns.path()).ok().as_ref() == Some(&ours) || !netns.is_sleeping()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the holder never made its namespace"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        netns.sh("ip link set lo up");
+        netns
+    }
+
+    fn is_sleeping(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/comm", self.holder.id()))
+            .is_ok_and(|comm| comm.trim() == "sleep")
+    }
+
+    fn path(&self) -> String {
+        format!("/proc/{}/ns/net", self.holder.id())
+    }
+
+    /// A command run in the namespace.
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new("nsenter");
+        command.arg(format!("--net={}", self.path())).arg(program);
+        command
+    }
+
+    /// Run `script` with sh in the namespace; its stdout, or a failure.
+    fn sh(&self, script: &str) -> String {
+        let child = self
+            .command("sh")
+            .args(["-c", script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nsenter");
+        let output = output_within(child, Duration::from_secs(30));
+        assert!(output.status.success(), "{script}: {}", stderr(&output));
+        stdout(&output)
+    }
+
+    /// A chapter 8 run in the namespace with data directory `data`.
+    fn ch08(&self, data: &Path, args: &[&str]) -> Command {
+        let mut command = self.command(BIN);
+        command
+            .args(args)
+            .env("NUTSHELL_DATA", data)
+            .env("NUTSHELL_ROOT", state_dir(data))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Run chapter 8 to its end.
+    fn run(&self, data: &Path, args: &[&str]) -> Output {
+        output_within(self.ch08(data, args).spawn().expect("spawn"), RUN_TIMEOUT)
+    }
+
+    /// The names of the links in the namespace.
+    fn links(&self) -> Vec<String> {
+        self.sh("ip -o link show | cut -d: -f2")
+            .lines()
+            .map(|l| l.trim().split('@').next().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Nothing nutshell made is left in the namespace or under `data`.
+    fn assert_nothing_left(&self, data: &Path) {
+        assert_eq!(self.links(), ["lo"], "links left");
+        assert_eq!(self.sh("nft list ruleset"), "", "nftables rules left");
+        let leases: Vec<_> = walk(&data.join("net"))
+            .into_iter()
+            .filter(|p| {
+                !p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .starts_with('.')
+            })
+            .filter(|p| p.is_file())
+            .collect();
+        assert!(
+            leases.is_empty(),
+            "leases or port reservations left: {leases:?}"
+        );
+        common::assert_nothing_left(data);
+    }
+
+    /// Wait until a link named `nut…` exists: a container is connected.
+    fn wait_for_veth(&self) {
+        self.wait_for("a veth", || {
+            self.links()
+                .iter()
+                .any(|l| l.starts_with("nut") && l != "nutshell0")
+        });
+    }
+
+    /// Wait until `port` is published: its DNAT rule is in nftables, the last step.
+    fn wait_for_published(&self, port: u16) {
+        self.wait_for("the DNAT rule", || {
+            self.sh("nft list ruleset")
+                .contains(&format!("dport {port} dnat"))
+        });
+    }
+
+    fn wait_for(&self, what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what} never appeared");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// The last line of `text`: what a run printed after the lines it always prints (the
+/// command it runs, the default image built on first use).
+fn last_line(text: &str) -> String {
+    text.lines().last().unwrap_or_default().to_string()
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// A data directory the container's mapped root can walk into.
+fn open_data_dir() -> tempfile::TempDir {
+    let data = data_dir();
+    std::fs::set_permissions(
+        data.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    data
+}
+
+/// Stop a background chapter 8 run with SIGTERM (passed on to the container) and
+/// collect its output.
+fn stop(child: Child) -> Output {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    output_within(child, Duration::from_secs(60))
+}
+
+fn settings(data: &Path) -> insta::Settings {
+    let mut settings = snapshot_settings(data);
+    settings.add_filter(r"\bnut[0-9a-f]{8}\b", "nut[HASH]");
+    settings.add_filter(r"\b[0-9a-f]{12}-client\b", "[ID]-client");
+    settings
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn the_tour_two_containers_talk_and_the_host_reaches_the_published_port() {
+    let netns = Netns::new();
+    let data = open_data_dir();
+    let output = netns.run(data.path(), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    // The client container over the bridge, then the host at 127.0.0.1 and at the
+    // bridge's address, all through to the server container.
+    assert_eq!(out.matches("hello from web").count(), 3, "{out}");
+    assert!(out.contains("inet 10.88.0.3/16"), "{out}");
+    assert!(out.contains("default via 10.88.0.1 dev eth0"), "{out}");
+    netns.assert_nothing_left(data.path());
+    settings(data.path()).bind(|| insta::assert_snapshot!("ch08_tour", out));
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn the_rules_in_nftables_while_a_port_is_published() {
+    let netns = Netns::new();
+    let data = open_data_dir();
+    let child = netns
+        .ch08(
+            data.path(),
+            &["--name", "web", "-p", "8080:80", "--", "sleep", "60"],
+        )
+        .spawn()
+        .expect("spawn");
+    netns.wait_for_published(8080);
+    let table = netns.sh("nft list table inet nutshell");
+    let output = stop(child);
+    assert!(table.contains("dnat ip to 10.88.0.2:80"), "{table}");
+    assert!(table.contains("comment \"web\""), "{table}");
+    assert!(
+        stderr(&output).contains("publishes 0.0.0.0:8080->80/tcp"),
+        "{}",
+        stderr(&output)
+    );
+    netns.assert_nothing_left(data.path());
+    settings(data.path()).bind(|| insta::assert_snapshot!("ch08_nft_table", table));
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn an_outside_client_reaches_the_published_port_and_sees_the_container_as_the_host() {
+    let host = Netns::new();
+    let outside = Netns::new();
+    // A wire from the test's host to its outside, 198.51.100.0/24 (TEST-NET-2).
+    host.sh(&format!(
+        "ip link add vout type veth peer name vin netns {} && ip addr add 198.51.100.1/24 dev vout && ip link set vout up",
+        outside.path()
+    ));
+    outside.sh("ip addr add 198.51.100.2/24 dev vin && ip link set vin up");
+    // Outside, a web server that answers with the address a client comes from.
+    let www = tempfile::tempdir().unwrap();
+    std::fs::create_dir(www.path().join("cgi-bin")).unwrap();
+    let cgi = www.path().join("cgi-bin/ip");
+    std::fs::write(
+        &cgi,
+        "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho \"$REMOTE_ADDR\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cgi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut server = outside
+        .command("busybox")
+        .args(["httpd", "-f", "-p", "9000", "-h"])
+        .arg(www.path())
+        .spawn()
+        .expect("busybox httpd");
+    let data = open_data_dir();
+    let get_ip = "for i in 1 2 3 4 5; do printf 'GET /cgi-bin/ip HTTP/1.0\\r\\n\\r\\n' | nc -w 2 198.51.100.2 9000 | tail -1 | grep . && break; sleep 0.2; done";
+    let output = host.run(data.path(), &["--", "sh", "-c", get_ip]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The last line: the address the outside saw (httpd prints it in IPv6 form).
+    let seen = stdout(&output)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        seen.contains("198.51.100.1") && !seen.contains("10.88."),
+        "masqueraded to the host's address: {seen}"
+    );
+
+    let page = "mkdir /www && echo published > /www/index.html && exec httpd -f -p 80 -h /www";
+    let child = host
+        .ch08(data.path(), &["-p", "8080:80", "--", "sh", "-c", page])
+        .spawn()
+        .expect("spawn");
+    host.wait_for_published(8080);
+    let get = |netns: &Netns, to: &str| {
+        netns.sh(&format!(
+            "for i in $(seq 50); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 {to} 8080 | tail -1 | grep . && break; sleep 0.1; done"
+        ))
+    };
+    let from_outside = get(&outside, "198.51.100.1");
+    let from_localhost = get(&host, "127.0.0.1");
+    let from_host_address = get(&host, "198.51.100.1");
+    stop(child);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(from_outside.trim(), "published", "prerouting DNAT");
+    assert_eq!(
+        from_localhost.trim(),
+        "published",
+        "output DNAT, route_localnet, masquerade"
+    );
+    assert_eq!(from_host_address.trim(), "published", "output DNAT");
+    host.sh("ip link del vout");
+    host.assert_nothing_left(data.path());
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn network_none_has_only_lo_and_it_is_up() {
+    let netns = Netns::new();
+    let data = open_data_dir();
+    let output = netns.run(
+        data.path(),
+        &["--network", "none", "--", "ip", "-o", "link"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    // After the `$ ip -o link` line the chapter prints.
+    let links: Vec<String> = stdout(&output)
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert!(
+        links[0].starts_with("1: lo: <LOOPBACK,UP,LOWER_UP>"),
+        "{links:?}"
+    );
+    netns.assert_nothing_left(data.path());
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn break_it_a_fresh_namespaces_lo_is_down_and_127_0_0_1_unreachable() {
+    let netns = Netns::new();
+    let data = open_data_dir();
+    let output = netns.run(data.path(), &["--break-it"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains("lo: <LOOPBACK>\n"), "{out}");
+    assert!(out.contains("Network is unreachable"), "{out}");
+    assert!(out.contains("lo: <LOOPBACK,UP,LOWER_UP>"), "{out}");
+    assert!(
+        out.trim_end().ends_with("$ kill $! 2>/dev/null; true"),
+        "{out}"
+    );
+    assert_eq!(out.matches("\nping\n").count(), 1, "{out}");
+    netns.assert_nothing_left(data.path());
+    settings(data.path()).bind(|| insta::assert_snapshot!("ch08_break_it", out));
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn a_taken_host_port_is_refused_and_nothing_is_made() {
+    let netns = Netns::new();
+    let data = open_data_dir();
+    // Something of the host's listens on 8080.
+    let mut listener = netns
+        .command("busybox")
+        .args(["nc", "-l", "-p", "8080"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("busybox nc");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while netns.sh("ss -Hltn 'sport = :8080'").is_empty() {
+        assert!(Instant::now() < deadline, "the listener never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = netns.run(data.path(), &["-p", "8080:80", "--", "true"]);
+    let _ = listener.kill();
+    let _ = listener.wait();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        last_line(&stderr(&output)),
+        "ch08-network: error: host port 8080/tcp is already in use on this host: choose another with -p, or stop what holds it"
+    );
+    netns.assert_nothing_left(data.path());
+
+    // Another container's port, the same.
+    let first = netns
+        .ch08(
+            data.path(),
+            &["--name", "first", "-p", "8081:80", "--", "sleep", "60"],
+        )
+        .spawn()
+        .expect("spawn");
+    netns.wait_for_veth();
+    let output = netns.run(data.path(), &["-p", "8081:80", "--", "true"]);
+    stop(first);
+    assert_eq!(
+        last_line(&stderr(&output)),
+        "ch08-network: error: host port 8081/tcp is already in use by container first: choose another with -p, or stop what holds it"
+    );
+    netns.assert_nothing_left(data.path());
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn an_exhausted_subnet_is_refused_and_nothing_is_made() {
+    let netns = Netns::new();
+    let data = open_data_dir();
+    // A /30 has one address for a container: .1 is the bridge's, .3 the broadcast.
+    let subnet = ["--subnet", "10.99.0.0/30"];
+    let first = netns
+        .ch08(data.path(), &[&subnet[..], &["--", "sleep", "60"]].concat())
+        .spawn()
+        .expect("spawn");
+    netns.wait_for_veth();
+    let output = netns.run(data.path(), &[&subnet[..], &["--", "true"]].concat());
+    stop(first);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        last_line(&stderr(&output)),
+        "ch08-network: error: network nutshell0: no free address left in 10.99.0.0/30 (1 leased, the gateway 10.99.0.1 too): remove a container, or use a larger --subnet"
+    );
+    netns.assert_nothing_left(data.path());
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn a_killed_owner_leaves_nothing_after_cleanup() {
+    let netns = Netns::new();
+    let data = open_data_dir();
+    let mut child = netns
+        .ch08(
+            data.path(),
+            &["--name", "killed", "-p", "8082:80", "--", "sleep", "60"],
+        )
+        .spawn()
+        .expect("spawn");
+    netns.wait_for_published(8082);
+    // nsenter exec'd the chapter binary: its pid is the child's.
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut cleanup = netns.command(NUTSHELL);
+    cleanup
+        .arg("cleanup")
+        .env("NUTSHELL_DATA", data.path())
+        .env("NUTSHELL_ROOT", state_dir(data.path()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = output_within(cleanup.spawn().expect("spawn"), RUN_TIMEOUT);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let said = stdout(&output);
+    for part in [
+        "killed:",
+        "nft chain nut",
+        "lease 10.88.0.2",
+        "port tcp-8082",
+        "bridge nutshell0",
+    ] {
+        assert!(said.contains(part), "{part} in {said}");
+    }
+    netns.assert_nothing_left(data.path());
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn twenty_containers_at_once_get_twenty_addresses() {
+    let netns = Netns::new();
+    let data = open_data_dir();
+    // Built once first, so that twenty first runs do not all wait for it.
+    let output = netns.run(data.path(), &["--network", "none", "--", "true"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let children: Vec<Child> = (0..20)
+        .map(|_| {
+            netns
+                .ch08(
+                    data.path(),
+                    &[
+                        "--",
+                        "sh",
+                        "-c",
+                        "ip -4 -o addr show eth0 | awk '{print $4}'",
+                    ],
+                )
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut addresses: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let output = output_within(c, RUN_TIMEOUT);
+            assert!(output.status.success(), "{}", stderr(&output));
+            last_line(&stdout(&output))
+        })
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 20, "{addresses:?}");
+    assert!(
+        addresses
+            .iter()
+            .all(|a| a.starts_with("10.88.") && a.ends_with("/16")),
+        "{addresses:?}"
+    );
+    netns.assert_nothing_left(data.path());
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn rootless_two_way_tcp_through_pasta() {
+    let netns = Netns::new();
+    // The namespace's uplink for pasta to copy: an address and a default route on one
+    // end of a veth pair that leads nowhere but itself. pasta maps the gateway to the
+    // host's loopback, so nothing is sent on it.
+    netns.sh(
+        "ip link add up0 type veth peer name up1 && ip addr add 198.51.100.1/24 dev up0 && ip link set up1 up && ip link set up0 up && ip route add default via 198.51.100.254",
+    );
+    // The host side's listener, which the container connects to through the gateway.
+    let mut listener = netns
+        .command("busybox")
+        .args(["nc", "-l", "-p", "19000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("busybox nc");
+    netns.wait_for("the listener", || {
+        !netns.sh("ss -Hltn 'sport = :19000'").is_empty()
+    });
+    let data = common::data_dir_for_nobody();
+    let tun = tempfile::tempdir().expect("temp dir");
+    let files = tempfile::tempdir().expect("temp dir");
+    for name in ["subuid", "subgid"] {
+        std::fs::write(files.path().join(name), "").expect("write");
+    }
+    let container = concat!(
+        "ip -4 -o addr show eth0 | awk '{print \"eth0\", $4}'; ip route | head -1; ",
+        "echo hello from the container | nc -w 5 198.51.100.254 19000; ",
+        "mkdir -p /www && echo hello from the container on 18080 > /www/index.html && exec httpd -f -p 80 -h /www"
+    );
+    // A normal user, in a mount namespace of the test's own where /dev/net/tun is open
+    // to everyone (0666, as udev makes it on most distributions; these machines have no
+    // udev) and /etc/subuid is empty: one id, the user's own.
+    let script = r#"mount --make-rprivate / && mount -t tmpfs tmpfs "$1" && mknod -m 0666 "$1/tun" c 10 200 && mount --bind "$1/tun" /dev/net/tun && mount --bind "$2/subuid" /etc/subuid && mount --bind "$2/subgid" /etc/subgid && shift 2 && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@""#;
+    let child = netns
+        .command("unshare")
+        .args(["--mount", "sh", "-c", script, "sh"])
+        .arg(tun.path())
+        .arg(files.path())
+        .args([
+            BIN, "--name", "rootless", "-p", "18080:80", "--", "sh", "-c", container,
+        ])
+        .env("NUTSHELL_DATA", data.path())
+        .env("NUTSHELL_ROOT", state_dir(data.path()))
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let page = netns.sh(
+        "for i in $(seq 100); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 127.0.0.1 18080 | tail -1 | grep . && break; sleep 0.1; done",
+    );
+    let output = stop(child);
+    let _ = listener.kill();
+    let heard = output_within(listener, Duration::from_secs(10));
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert!(
+        out.contains("eth0 198.51.100.1/24"),
+        "pasta copied the uplink's address: {out}{err}"
+    );
+    assert_eq!(stdout(&heard).trim(), "hello from the container", "{err}");
+    assert_eq!(page.trim(), "hello from the container on 18080", "{err}");
+    let connected = err
+        .lines()
+        .find(|l| l.contains("through pasta"))
+        .unwrap_or_default();
+    let text = format!(
+        "{connected}\n{out}\nthe host's listener on 19000 heard: {}\nthe host's GET http://127.0.0.1:18080/: {}\n",
+        stdout(&heard).trim(),
+        page.trim()
+    );
+    // pasta is gone with the container, and so is everything else.
+    let data_path = data.path().display().to_string();
+    let left: Vec<String> = netns
+        .sh("ps -eo pid,args")
+        .lines()
+        .filter(|l| l.contains(&data_path))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "processes left: {left:?}");
+    netns.sh("ip link del up0");
+    netns.assert_nothing_left(data.path());
+    settings(data.path()).bind(|| insta::assert_snapshot!("ch08_pasta", text));
+}
