@@ -594,3 +594,52 @@ fn rootless_two_way_tcp_through_pasta() {
     netns.assert_nothing_left(data.path());
     settings(data.path()).bind(|| insta::assert_snapshot!("ch08_pasta", text));
 }
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn a_normal_user_is_refused_a_bridge_because_the_host_namespace_is_roots() {
+    // Why: in a user namespace of its own a normal user is root, but the host's network
+    // namespace belongs to the initial user namespace, where it has no CAP_NET_ADMIN.
+    let netns = Netns::new();
+    let tried = netns
+        .command("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args([
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "ip",
+            "link",
+            "add",
+            "v0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "v1",
+        ])
+        .output()
+        .expect("run ip as nobody");
+    assert!(!tried.status.success());
+    assert!(
+        stderr(&tried).contains("Operation not permitted"),
+        "{}",
+        stderr(&tried)
+    );
+    assert_eq!(netns.links(), ["lo"]);
+    // So the plan refuses it, before anything is made, and says what to use.
+    let data = common::data_dir_for_nobody();
+    let output = common::run_as_nobody(
+        BIN,
+        data.path(),
+        "",
+        "",
+        &["--network", "bridge", "--", "true"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output),
+        "ch08-network: error: a normal user cannot connect a container to a bridge: a veth and a bridge in the host's network namespace need CAP_NET_ADMIN there, which only root has; use --network pasta\n"
+    );
+    common::assert_nothing_left(data.path());
+}

@@ -466,10 +466,12 @@ pub struct Listing {
     pub rules: Vec<ListedRule>,
 }
 
-/// Read nutshell's table from the kernel; `None` if there is none.
+/// Read nutshell's table from the kernel; `None` if there is none, or no nft to have
+/// made one with.
 pub fn list_table() -> Result<Option<Listing>, NftError> {
     match nft(&["-j", "list", "table", FAMILY, TABLE], "") {
         Ok(out) => parse_listing(&out).map(Some),
+        Err(NftError::Missing) => Ok(None),
         Err(NftError::Refused { stderr, .. }) if stderr.contains("No such file or directory") => {
             Ok(None)
         }

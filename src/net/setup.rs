@@ -426,6 +426,11 @@ pub fn teardown(id: &str, owned: &OwnedNetwork) -> Result<Vec<String>, NetError>
     }
     let dir = owned.dir.join(bridge);
     let _lock = lock_network(&dir)?;
+    // The lease and the ports first: whatever fails after, they are free again.
+    for address in Leases::new(&dir, bridge, *subnet).release(id)? {
+        removed.push(format!("lease {address}"));
+    }
+    removed.extend(release_ports(&owned.dir.join("ports"), id)?);
     let mut listing = nft::list_table()?;
     let mut batch = nft::Batch::new();
     if let (Some(listing), Some(link)) = (&mut listing, &owned.host_link) {
@@ -439,10 +444,6 @@ pub fn teardown(id: &str, owned: &OwnedNetwork) -> Result<Vec<String>, NetError>
             removed.push(format!("nft chain {chain}"));
         }
     }
-    for address in Leases::new(&dir, bridge, *subnet).release(id)? {
-        removed.push(format!("lease {address}"));
-    }
-    removed.extend(release_ports(&owned.dir.join("ports"), id)?);
     let last = Leases::new(&dir, bridge, *subnet).held()?.is_empty();
     if last {
         removed.extend(remove_network(
