@@ -643,3 +643,17 @@ fn a_normal_user_is_refused_a_bridge_because_the_host_namespace_is_roots() {
     );
     common::assert_nothing_left(data.path());
 }
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn a_container_reaches_its_own_published_port_at_the_hosts_address_hairpin() {
+    // In at the bridge, DNATed back out of the port it came by (hairpin on), and
+    // masqueraded so that the reply goes through the host too.
+    let netns = Netns::new();
+    let data = open_data_dir();
+    let own = "mkdir /www && echo hairpin > /www/index.html && httpd -p 80 -h /www && for i in $(seq 50); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 10.88.0.1 8080 | tail -1 | grep . && break; sleep 0.1; done";
+    let output = netns.run(data.path(), &["-p", "8080:80", "--", "sh", "-c", own]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(last_line(&stdout(&output)), "hairpin");
+    netns.assert_nothing_left(data.path());
+}

@@ -325,6 +325,14 @@ impl RouteSocket {
             .map(drop)
     }
 
+    /// Change a bridge port's settings: RTM_NEWLINK on the existing link, without
+    /// NLM_F_CREATE. The kernel reads a port's IFLA_INFO_SLAVE_DATA only there, and
+    /// ignores it in RTM_SETLINK.
+    pub fn change_port(&mut self, op: &str, link: LinkMessage) -> Result<(), NetlinkError> {
+        self.request(op, RouteNetlinkMessage::NewLink(link), NLM_F_ACK)
+            .map(drop)
+    }
+
     /// Delete the link with `index` (a veth takes its peer with it).
     pub fn delete_link(&mut self, op: &str, index: u32) -> Result<(), NetlinkError> {
         self.request(

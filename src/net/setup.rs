@@ -155,7 +155,7 @@ impl Setup {
                     &format!("ip link set {link} master {bridge}"),
                     netlink::set_link(index, vec![LinkAttribute::Controller(master)]),
                 )?;
-                socket.change_link(
+                socket.change_port(
                     &format!("ip link set {link} type bridge_slave hairpin on"),
                     netlink::hairpin(index),
                 )?;
