@@ -39,7 +39,7 @@ pub struct Container {
     pub(super) container_dir: Option<PathBuf>,
     pub(super) child: Option<FirstProcess>,
     pub(super) exit: Option<Exit>,
-    /// Its network while it is being set up: the lease, the sockets, the lock.
+    /// Its network while it is being set up: the leased address and the netlink sockets.
     pub(super) network: Option<crate::net::Setup>,
 }
 
@@ -196,7 +196,7 @@ pub fn create(
                 }
             }
             ParentStep::Release => {
-                // The sockets and the network's lock are not the container's to keep.
+                // The netlink sockets are not the container's to keep.
                 container.network = None;
                 container.release(facts)?;
             }
@@ -381,7 +381,6 @@ impl Container {
     fn teardown(&mut self) -> Result<(), LaunchError> {
         self.teardown_process();
         let mut first_error = None;
-        // A setup that failed half-way holds the network's lock: teardown takes it.
         self.network = None;
         // Only with its state made: without, the id may be another container's, and so
         // would be the lease and the veth named after it.
