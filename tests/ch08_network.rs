@@ -657,3 +657,53 @@ fn a_container_reaches_its_own_published_port_at_the_hosts_address_hairpin() {
     assert_eq!(last_line(&stdout(&output)), "hairpin");
     netns.assert_nothing_left(data.path());
 }
+
+#[test]
+fn bad_network_flags_get_one_line_each_and_nothing_is_made() {
+    let data = data_dir();
+    for (args, says) in [
+        (
+            &["-p", "80", "--", "true"][..],
+            "-p \"80\": it needs a host port and a container port; write [hostIP:]hostPort:containerPort[/tcp|/udp], such as 8080:80",
+        ),
+        (
+            &["-p", "8080:80/sctp", "--", "true"][..],
+            "-p \"8080:80/sctp\": unknown protocol \"sctp\"",
+        ),
+        (
+            &["--subnet", "10.88.0.1/16", "--", "true"][..],
+            "--subnet \"10.88.0.1/16\": it has host bits set: give the network address, such as 10.88.0.0/16",
+        ),
+        (
+            &["--subnet", "10.88.0.0/31", "--", "true"][..],
+            "the prefix length must be 8 to 30",
+        ),
+        (
+            &["--network", "none", "-p", "8080:80", "--", "true"][..],
+            "-p 8080:80: nothing to publish with --network none",
+        ),
+        (
+            &["--bridge", "a-bridge-name-too-long", "--", "true"][..],
+            "--bridge a-bridge-name-too-long: an interface name is 1 to 15 characters",
+        ),
+    ] {
+        let output = Command::new(BIN)
+            .args(args)
+            .env("NUTSHELL_DATA", data.path())
+            .env("NUTSHELL_ROOT", state_dir(data.path()))
+            .output()
+            .expect("run ch08-network");
+        let err = stderr(&output);
+        assert_ne!(output.status.code(), Some(0), "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("ch08-network: error: ") && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(data.path()).unwrap().count(),
+        0,
+        "nothing made"
+    );
+}
