@@ -17,6 +17,10 @@ pub enum Need {
     CgroupController(&'static str),
     /// Mounting overlayfs.
     Overlay,
+    /// A program root's containers need (chapter 8's `nft`).
+    RootProgram(&'static str),
+    /// A program a normal user's containers need (chapter 8's `pasta`).
+    UserProgram(&'static str),
 }
 
 /// One chapter of the book.
@@ -101,7 +105,11 @@ pub const CHAPTERS: &[Chapter] = &[
     Chapter {
         bin: "ch08-network",
         adds: "network namespaces, veth, a bridge, NAT; pasta rootless",
-        needs: &[Need::Namespace(Namespace::Net)],
+        needs: &[
+            Need::Namespace(Namespace::Net),
+            Need::RootProgram("nft"),
+            Need::UserProgram("pasta"),
+        ],
         written: true,
         rootless: false,
     },

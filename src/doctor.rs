@@ -56,6 +56,8 @@ pub struct HostReport {
     pub default_image: Result<Option<Image>, String>,
     /// Where the default image lives or will live.
     pub default_image_dir: PathBuf,
+    /// The programs the chapters need, and whether each is installed.
+    pub programs: Vec<(&'static str, bool)>,
 }
 
 /// Run every check. `proc_dir` is normally `/proc`; `data_dir` is where images live.
@@ -83,6 +85,10 @@ pub fn examine(proc_dir: &Path, data_dir: &Path) -> HostReport {
         unprivileged_userns: probe_unprivileged_userns(euid),
         default_image: store.open(DEFAULT_IMAGE).map_err(|e| e.to_string()),
         default_image_dir: store.default_image_dir(),
+        programs: needed_programs()
+            .into_iter()
+            .map(|name| (name, crate::net::find_program(name).is_some()))
+            .collect(),
     }
 }
 
@@ -253,7 +259,26 @@ pub fn check(report: &HostReport, need: Need) -> Result<(), String> {
         },
         Need::Overlay if report.overlay.works() => Ok(()),
         Need::Overlay => Err("overlayfs".to_string()),
+        Need::RootProgram(name) | Need::UserProgram(name) => {
+            match report.programs.iter().find(|(n, _)| *n == name) {
+                Some((_, true)) => Ok(()),
+                _ => Err(format!("{name} (`just setup` installs it)")),
+            }
+        }
     }
+}
+
+/// Every program a chapter needs, once.
+fn needed_programs() -> Vec<&'static str> {
+    let mut names = Vec::new();
+    for need in CHAPTERS.iter().flat_map(|c| c.needs) {
+        if let Need::RootProgram(name) | Need::UserProgram(name) = need
+            && !names.contains(name)
+        {
+            names.push(*name);
+        }
+    }
+    names
 }
 
 /// What the doctor says about one chapter. For a normal user, a chapter that runs
@@ -263,7 +288,11 @@ pub fn chapter_verdict(report: &HostReport, chapter: &Chapter) -> String {
     let missing: Vec<String> = chapter
         .all_needs()
         .into_iter()
-        .filter(|need| !(rootless && matches!(need, Need::Root | Need::CgroupController(_))))
+        .filter(|need| match need {
+            Need::Root | Need::CgroupController(_) | Need::RootProgram(_) => !rootless,
+            Need::UserProgram(_) => report.euid != 0,
+            _ => true,
+        })
         .filter_map(|need| check(report, need).err())
         .collect();
     match (chapter.written, missing.is_empty()) {
@@ -364,6 +393,10 @@ pub fn render(report: &HostReport) -> String {
         Err(e) => e.clone(),
     };
     let _ = writeln!(out, "  {:<28}{image}", "default image");
+    for (name, found) in &report.programs {
+        let found = if *found { "installed" } else { "not installed" };
+        let _ = writeln!(out, "  {:<28}{found}", format!("program {name}"));
+    }
     let _ = writeln!(out, "\nchapters:");
     for chapter in CHAPTERS {
         let _ = writeln!(
@@ -399,6 +432,7 @@ mod tests {
             unprivileged_userns: Probe::Fails("EPERM: Operation not permitted".to_string()),
             default_image: Ok(None),
             default_image_dir: PathBuf::from("/var/lib/nutshell/images/default"),
+            programs: vec![("nft", true), ("pasta", true)],
         }
     }
 
@@ -409,6 +443,35 @@ mod tests {
         settings.set_omit_expression(true);
         settings.set_snapshot_path("../tests/snapshots");
         settings.bind(|| insta::assert_snapshot!("doctor_hybrid_root", render(&sample_report())));
+    }
+
+    #[test]
+    fn chapter_8_needs_nft_for_root_and_pasta_for_a_normal_user() {
+        let ch08 = CHAPTERS
+            .iter()
+            .find(|c| c.bin == "ch08-network")
+            .expect("ch08");
+        let no_nft = HostReport {
+            programs: vec![("nft", false), ("pasta", true)],
+            ..sample_report()
+        };
+        assert_eq!(
+            chapter_verdict(&no_nft, ch08),
+            "cannot run here: needs nft (`just setup` installs it)"
+        );
+        let no_pasta = HostReport {
+            programs: vec![("nft", true), ("pasta", false)],
+            ..sample_report()
+        };
+        assert_eq!(chapter_verdict(&no_pasta, ch08), "ready");
+        let user = HostReport {
+            euid: 1000,
+            ..no_pasta
+        };
+        assert_eq!(
+            chapter_verdict(&user, ch08),
+            "cannot run here: needs pasta (`just setup` installs it)"
+        );
     }
 
     #[test]

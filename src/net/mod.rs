@@ -372,6 +372,17 @@ pub fn host_link_name(id: &str) -> String {
 }
 // ANCHOR_END: host_link_name
 
+/// The program `name`: in `PATH`, or where Debian puts it (root's `PATH` has the sbin
+/// directories, a user's may not).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
 /// Where nutshell keeps a data directory's network state.
 pub fn net_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("net")

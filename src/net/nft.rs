@@ -22,7 +22,6 @@
 use std::fmt;
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -399,19 +398,9 @@ pub enum NftError {
     BadOutput(serde_json::Error),
 }
 
-/// The `nft` program: in PATH, or where Debian puts it.
-fn nft_program() -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|dir| dir.join("nft"))
-        .find(|p| p.is_file())
-}
-
 /// Run nft with `args` and `input` on stdin, with a time limit; its stdout.
 fn nft(args: &[&str], input: &str) -> Result<String, NftError> {
-    let program = nft_program().ok_or(NftError::Missing)?;
+    let program = super::find_program("nft").ok_or(NftError::Missing)?;
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())

@@ -12,7 +12,7 @@
 //!
 //! See also [pasta(1)](https://passt.top/builds/latest/web/passt.1.html).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -65,20 +65,10 @@ pub fn pasta_args(pid: i32, ports: &[PortMapping], pid_file: &Path) -> Vec<Strin
 }
 // ANCHOR_END: pasta_args
 
-/// The pasta program, if installed.
-fn pasta_program() -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|dir| dir.join("pasta"))
-        .find(|p| p.is_file())
-}
-
 /// Start pasta for the container whose first process is `pid`; it goes to the
 /// background once the namespace is configured. Returns its pid.
 pub fn start(pid: i32, ports: &[PortMapping], state_dir: &Path) -> Result<i32, NetError> {
-    let program = pasta_program().ok_or_else(|| {
+    let program = super::find_program("pasta").ok_or_else(|| {
         NetError::Pasta(
             "pasta is not installed: rootless containers get their network from it; `just setup` installs Debian's passt".to_string(),
         )
