@@ -16,8 +16,13 @@ use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use background::Background;
 use nix::sched::{CloneFlags, unshare};
+
+#[allow(dead_code)] // the bench uses only part of it
+#[path = "../tests/common/background.rs"]
+mod background;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch08-network");
 /// Runs per start measurement; the table shows the median.
@@ -138,7 +143,10 @@ fn stream(data: &Path, path: Route) -> Result<f64> {
     };
     let report = match path {
         Route::Bridge => {
-            let server = ch08(data, &["--name", "server", "--", "sh", "-c", &receive]).spawn()?;
+            // Stopped, and so torn down, however this ends.
+            let server = Background::new(
+                ch08(data, &["--name", "server", "--", "sh", "-c", &receive]).spawn()?,
+            );
             let address = leased_to(data, "server")?;
             // Until the server listens the connection is refused, nc fails, and the
             // client tries again.
@@ -147,14 +155,18 @@ fn stream(data: &Path, path: Route) -> Result<f64> {
                 timed(&address)
             );
             let out = finish(ch08(data, &["--", "sh", "-c", &client]).spawn()?)?;
-            finish(server)?;
+            finished(server)?;
             out
         }
         Route::ContainerLoopback => {
             let script = format!("{receive} & sleep 0.3; {}", timed("127.0.0.1"));
             finish(ch08(data, &["--network", "none", "--", "sh", "-c", &script]).spawn()?)?
         }
-        Route::HostLoopback => sh(&format!("{receive} & sleep 0.3; {}", timed("127.0.0.1")))?,
+        // The trap ends the receiver if the sender never reached it.
+        Route::HostLoopback => sh(&format!(
+            "{receive} & trap 'kill $! 2>/dev/null' EXIT; sleep 0.3; {}",
+            timed("127.0.0.1")
+        ))?,
     };
     let bytes = (BLOCKS * 64 * 1024).to_string();
     if !report.lines().any(|l| l.trim() == bytes) {
@@ -211,18 +223,14 @@ fn sh(script: &str) -> Result<String> {
     finish(child)
 }
 
-/// Wait for `child` at most [`RUN_TIMEOUT`]; its stdout, or an error with its stderr.
-fn finish(mut child: Child) -> Result<String> {
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    while child.try_wait()?.is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("a run took longer than {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let output = child.wait_with_output()?;
+/// Wait for `child` at most [`RUN_TIMEOUT`] (stopping it past that); its stdout, or an
+/// error with its stderr.
+fn finish(child: Child) -> Result<String> {
+    finished(Background::new(child))
+}
+
+fn finished(child: Background) -> Result<String> {
+    let output = child.wait(RUN_TIMEOUT).map_err(|e| anyhow!(e))?;
     if !output.status.success() {
         bail!(
             "a run failed ({}): {} {}",

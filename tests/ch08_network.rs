@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::background::Background;
 use common::{data_dir, output_within, snapshot_settings, state_dir, stderr, stdout};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch08-network");
@@ -85,6 +86,23 @@ impl Netns {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         command
+    }
+
+    /// Start chapter 8 in the background: stopped (and so torn down) when the returned
+    /// guard goes, also when the test fails first.
+    fn start(&self, data: &Path, args: &[&str]) -> Background {
+        Background::new(self.ch08(data, args).spawn().expect("spawn ch08-network"))
+    }
+
+    /// Start `program` in the namespace in the background, stopped with the guard.
+    fn start_program(&self, program: &str, args: &[&str]) -> Background {
+        Background::new(
+            self.command(program)
+                .args(args)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {program}: {e}")),
+        )
     }
 
     /// Run chapter 8 to its end.
@@ -185,16 +203,6 @@ fn open_data_dir() -> tempfile::TempDir {
     data
 }
 
-/// Stop a background chapter 8 run with SIGTERM (passed on to the container) and
-/// collect its output.
-fn stop(child: Child) -> Output {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    output_within(child, Duration::from_secs(60))
-}
-
 fn settings(data: &Path) -> insta::Settings {
     let mut settings = snapshot_settings(data);
     settings.add_filter(r"\bnut[0-9a-f]{8}\b", "nut[HASH]");
@@ -224,16 +232,13 @@ fn the_tour_two_containers_talk_and_the_host_reaches_the_published_port() {
 fn the_rules_in_nftables_while_a_port_is_published() {
     let netns = Netns::new();
     let data = open_data_dir();
-    let child = netns
-        .ch08(
-            data.path(),
-            &["--name", "web", "-p", "8080:80", "--", "sleep", "60"],
-        )
-        .spawn()
-        .expect("spawn");
+    let child = netns.start(
+        data.path(),
+        &["--name", "web", "-p", "8080:80", "--", "sleep", "60"],
+    );
     netns.wait_for_published(8080);
     let table = netns.sh("nft list table inet nutshell");
-    let output = stop(child);
+    let output = child.stop();
     assert!(table.contains("dnat ip to 10.88.0.2:80"), "{table}");
     assert!(table.contains("comment \"web\""), "{table}");
     assert!(
@@ -266,12 +271,8 @@ fn an_outside_client_reaches_the_published_port_and_sees_the_container_as_the_ho
     )
     .unwrap();
     std::fs::set_permissions(&cgi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut server = outside
-        .command("busybox")
-        .args(["httpd", "-f", "-p", "9000", "-h"])
-        .arg(www.path())
-        .spawn()
-        .expect("busybox httpd");
+    let www_dir = www.path().display().to_string();
+    let _server = outside.start_program("busybox", &["httpd", "-f", "-p", "9000", "-h", &www_dir]);
     let data = open_data_dir();
     let get_ip = "for i in 1 2 3 4 5; do printf 'GET /cgi-bin/ip HTTP/1.0\\r\\n\\r\\n' | nc -w 2 198.51.100.2 9000 | tail -1 | grep . && break; sleep 0.2; done";
     let output = host.run(data.path(), &["--", "sh", "-c", get_ip]);
@@ -288,10 +289,7 @@ fn an_outside_client_reaches_the_published_port_and_sees_the_container_as_the_ho
     );
 
     let page = "mkdir /www && echo published > /www/index.html && exec httpd -f -p 80 -h /www";
-    let child = host
-        .ch08(data.path(), &["-p", "8080:80", "--", "sh", "-c", page])
-        .spawn()
-        .expect("spawn");
+    let child = host.start(data.path(), &["-p", "8080:80", "--", "sh", "-c", page]);
     host.wait_for_published(8080);
     let get = |netns: &Netns, to: &str| {
         netns.sh(&format!(
@@ -301,9 +299,7 @@ fn an_outside_client_reaches_the_published_port_and_sees_the_container_as_the_ho
     let from_outside = get(&outside, "198.51.100.1");
     let from_localhost = get(&host, "127.0.0.1");
     let from_host_address = get(&host, "198.51.100.1");
-    stop(child);
-    let _ = server.kill();
-    let _ = server.wait();
+    child.stop();
     assert_eq!(from_outside.trim(), "published", "prerouting DNAT");
     assert_eq!(
         from_localhost.trim(),
@@ -365,20 +361,14 @@ fn a_taken_host_port_is_refused_and_nothing_is_made() {
     let netns = Netns::new();
     let data = open_data_dir();
     // Something of the host's listens on 8080.
-    let mut listener = netns
-        .command("busybox")
-        .args(["nc", "-l", "-p", "8080"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("busybox nc");
+    let listener = netns.start_program("busybox", &["nc", "-l", "-p", "8080"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while netns.sh("ss -Hltn 'sport = :8080'").is_empty() {
         assert!(Instant::now() < deadline, "the listener never listened");
         std::thread::sleep(Duration::from_millis(20));
     }
     let output = netns.run(data.path(), &["-p", "8080:80", "--", "true"]);
-    let _ = listener.kill();
-    let _ = listener.wait();
+    drop(listener);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         last_line(&stderr(&output)),
@@ -387,16 +377,13 @@ fn a_taken_host_port_is_refused_and_nothing_is_made() {
     netns.assert_nothing_left(data.path());
 
     // Another container's port, the same.
-    let first = netns
-        .ch08(
-            data.path(),
-            &["--name", "first", "-p", "8081:80", "--", "sleep", "60"],
-        )
-        .spawn()
-        .expect("spawn");
+    let first = netns.start(
+        data.path(),
+        &["--name", "first", "-p", "8081:80", "--", "sleep", "60"],
+    );
     netns.wait_for_veth();
     let output = netns.run(data.path(), &["-p", "8081:80", "--", "true"]);
-    stop(first);
+    first.stop();
     assert_eq!(
         last_line(&stderr(&output)),
         "ch08-network: error: host port 8081/tcp is already in use by container first: choose another with -p, or stop what holds it"
@@ -411,13 +398,10 @@ fn an_exhausted_subnet_is_refused_and_nothing_is_made() {
     let data = open_data_dir();
     // A /30 has one address for a container: .1 is the bridge's, .3 the broadcast.
     let subnet = ["--subnet", "10.99.0.0/30"];
-    let first = netns
-        .ch08(data.path(), &[&subnet[..], &["--", "sleep", "60"]].concat())
-        .spawn()
-        .expect("spawn");
+    let first = netns.start(data.path(), &[&subnet[..], &["--", "sleep", "60"]].concat());
     netns.wait_for_veth();
     let output = netns.run(data.path(), &[&subnet[..], &["--", "true"]].concat());
-    stop(first);
+    first.stop();
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         last_line(&stderr(&output)),
@@ -431,17 +415,13 @@ fn an_exhausted_subnet_is_refused_and_nothing_is_made() {
 fn a_killed_owner_leaves_nothing_after_cleanup() {
     let netns = Netns::new();
     let data = open_data_dir();
-    let mut child = netns
-        .ch08(
-            data.path(),
-            &["--name", "killed", "-p", "8082:80", "--", "sleep", "60"],
-        )
-        .spawn()
-        .expect("spawn");
+    let child = netns.start(
+        data.path(),
+        &["--name", "killed", "-p", "8082:80", "--", "sleep", "60"],
+    );
     netns.wait_for_published(8082);
     // nsenter exec'd the chapter binary: its pid is the child's.
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill();
     let mut cleanup = netns.command(NUTSHELL);
     cleanup
         .arg("cleanup")
@@ -472,26 +452,23 @@ fn twenty_containers_at_once_get_twenty_addresses() {
     // Built once first, so that twenty first runs do not all wait for it.
     let output = netns.run(data.path(), &["--network", "none", "--", "true"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    let children: Vec<Child> = (0..20)
+    let children: Vec<Background> = (0..20)
         .map(|_| {
-            netns
-                .ch08(
-                    data.path(),
-                    &[
-                        "--",
-                        "sh",
-                        "-c",
-                        "ip -4 -o addr show eth0 | awk '{print $4}'",
-                    ],
-                )
-                .spawn()
-                .expect("spawn")
+            netns.start(
+                data.path(),
+                &[
+                    "--",
+                    "sh",
+                    "-c",
+                    "ip -4 -o addr show eth0 | awk '{print $4}'",
+                ],
+            )
         })
         .collect();
     let mut addresses: Vec<String> = children
         .into_iter()
         .map(|c| {
-            let output = output_within(c, RUN_TIMEOUT);
+            let output = c.wait(RUN_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
             assert!(output.status.success(), "{}", stderr(&output));
             last_line(&stdout(&output))
         })
@@ -519,12 +496,7 @@ fn rootless_two_way_tcp_through_pasta() {
         "ip link add up0 type veth peer name up1 && ip addr add 198.51.100.1/24 dev up0 && ip link set up1 up && ip link set up0 up && ip route add default via 198.51.100.254",
     );
     // The host side's listener, which the container connects to through the gateway.
-    let mut listener = netns
-        .command("busybox")
-        .args(["nc", "-l", "-p", "19000"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("busybox nc");
+    let listener = netns.start_program("busybox", &["nc", "-l", "-p", "19000"]);
     netns.wait_for("the listener", || {
         !netns.sh("ss -Hltn 'sport = :19000'").is_empty()
     });
@@ -543,28 +515,29 @@ fn rootless_two_way_tcp_through_pasta() {
     // to everyone (0666, as udev makes it on most distributions; these machines have no
     // udev) and /etc/subuid is empty: one id, the user's own.
     let script = r#"mount --make-rprivate / && mount -t tmpfs tmpfs "$1" && mknod -m 0666 "$1/tun" c 10 200 && mount --bind "$1/tun" /dev/net/tun && mount --bind "$2/subuid" /etc/subuid && mount --bind "$2/subgid" /etc/subgid && shift 2 && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@""#;
-    let child = netns
-        .command("unshare")
-        .args(["--mount", "sh", "-c", script, "sh"])
-        .arg(tun.path())
-        .arg(files.path())
-        .args([
-            BIN, "--name", "rootless", "-p", "18080:80", "--", "sh", "-c", container,
-        ])
-        .env("NUTSHELL_DATA", data.path())
-        .env("NUTSHELL_ROOT", state_dir(data.path()))
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let child = Background::new(
+        netns
+            .command("unshare")
+            .args(["--mount", "sh", "-c", script, "sh"])
+            .arg(tun.path())
+            .arg(files.path())
+            .args([
+                BIN, "--name", "rootless", "-p", "18080:80", "--", "sh", "-c", container,
+            ])
+            .env("NUTSHELL_DATA", data.path())
+            .env("NUTSHELL_ROOT", state_dir(data.path()))
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
     let page = netns.sh(
         "for i in $(seq 100); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 127.0.0.1 18080 | tail -1 | grep . && break; sleep 0.1; done",
     );
-    let output = stop(child);
-    let _ = listener.kill();
-    let heard = output_within(listener, Duration::from_secs(10));
+    let output = child.stop();
+    let heard = listener.stop();
     let (out, err) = (stdout(&output), stderr(&output));
     assert!(
         out.contains("eth0 198.51.100.1/24"),
@@ -706,4 +679,23 @@ fn bad_network_flags_get_one_line_each_and_nothing_is_made() {
         0,
         "nothing made"
     );
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn a_test_that_fails_with_a_container_running_still_tears_it_down() {
+    let netns = Netns::new();
+    let data = open_data_dir();
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _running = netns.start(
+            data.path(),
+            &["--name", "left", "-p", "8084:80", "--", "sleep", "60"],
+        );
+        netns.wait_for_published(8084);
+        panic!("an assertion fails while the container runs");
+    }));
+    assert!(failed.is_err());
+    // The guard stopped the run on the way out: the binary tore its container down.
+    netns.assert_nothing_left(data.path());
+    common::assert_no_cgroup_left("left");
 }

@@ -425,7 +425,9 @@ pub fn teardown(id: &str, owned: &OwnedNetwork) -> Result<Vec<String>, NetError>
         }
     }
     let dir = owned.dir.join(bridge);
-    let _lock = lock_network(&dir)?;
+    // Without <data>/net, no container of this data directory is left on the network
+    // to lock it against; teardown makes nothing, not even a lock file.
+    let _lock = owned.dir.exists().then(|| lock_network(&dir)).transpose()?;
     // The lease and the ports first: whatever fails after, they are free again.
     for address in Leases::new(&dir, bridge, *subnet).release(id)? {
         removed.push(format!("lease {address}"));
@@ -474,7 +476,10 @@ fn remove_network(
         .into_owned();
     let bridge = bridge.as_str();
     let mut removed = Vec::new();
-    fs::remove_dir_all(dir).map_err(io("remove", dir))?;
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("remove", dir)(e)),
+        _ => {}
+    }
     if let Some(index) = host.link_index(bridge)? {
         host.delete_link(&format!("ip link del {bridge}"), index)?;
         removed.push(format!("bridge {bridge}"));

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod background;
+
 use std::path::Path;
 
 use assert_cmd::Command;
@@ -261,21 +263,15 @@ pub fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
 }
 
 /// Wait for `child` (started with piped or null output) for at most `timeout`, then
-/// collect its output; kill it and fail if it takes longer.
+/// collect its output; stop it (SIGTERM first, so that a chapter binary tears its
+/// container down) and fail if it takes longer.
 pub fn output_within(
-    mut child: std::process::Child,
+    child: std::process::Child,
     timeout: std::time::Duration,
 ) -> std::process::Output {
-    let deadline = std::time::Instant::now() + timeout;
-    while child.try_wait().expect("try_wait").is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("process {} did not finish within {timeout:?}", child.id());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    child.wait_with_output().expect("collect the output")
+    background::Background::new(child)
+        .wait(timeout)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Run `binary` with `args` and data directory `data`, its stdout a pipe whose reader has
