@@ -20,10 +20,9 @@
 //! [libnftables-json(5)](https://manpages.debian.org/libnftables-json).
 
 use std::fmt;
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -401,29 +400,12 @@ pub enum NftError {
 /// Run nft with `args` and `input` on stdin, with a time limit; its stdout.
 fn nft(args: &[&str], input: &str) -> Result<String, NftError> {
     let program = super::find_program("nft").ok_or(NftError::Missing)?;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(NftError::Run)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input.as_bytes()).map_err(NftError::Run)?;
-    }
-    let deadline = Instant::now() + NFT_TIMEOUT;
-    while child.try_wait().map_err(NftError::Run)?.is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(NftError::Run(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("nft did not finish within {NFT_TIMEOUT:?}"),
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let output = child.wait_with_output().map_err(NftError::Run)?;
+    let output = crate::process::run_within(
+        Command::new(program).args(args),
+        input.as_bytes(),
+        NFT_TIMEOUT,
+    )
+    .map_err(NftError::Run)?;
     if !output.status.success() {
         return Err(NftError::Refused {
             args: args.join(" "),

@@ -13,8 +13,8 @@
 //! See also [pasta(1)](https://passt.top/builds/latest/web/passt.1.html).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use super::NetError;
 use super::ports::{PortMapping, Protocol};
@@ -74,33 +74,14 @@ pub fn start(pid: i32, ports: &[PortMapping], state_dir: &Path) -> Result<i32, N
         )
     })?;
     let pid_file = state_dir.join("pasta.pid");
-    let mut child = Command::new(program)
-        .args(pasta_args(pid, ports, &pid_file))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| NetError::Pasta(format!("run pasta: {e}")))?;
-    let deadline = Instant::now() + PASTA_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(NetError::Pasta(format!(
-                    "pasta did not finish its setup within {PASTA_TIMEOUT:?}"
-                )));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(NetError::Pasta(format!("wait for pasta: {e}"))),
-        }
-    };
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        use std::io::Read;
-        let _ = pipe.read_to_string(&mut stderr);
-    }
+    // pasta goes to the background once the namespace is set up: its own process ends.
+    let output = crate::process::run_within(
+        Command::new(program).args(pasta_args(pid, ports, &pid_file)),
+        b"",
+        PASTA_TIMEOUT,
+    )
+    .map_err(|e| NetError::Pasta(format!("run pasta: {e}")))?;
+    let (status, stderr) = (output.status, String::from_utf8_lossy(&output.stderr));
     if !status.success() {
         let said: Vec<&str> = stderr.lines().filter(|l| !l.contains("syslog")).collect();
         let mut message = format!("pasta failed: {}", said.join("; "));

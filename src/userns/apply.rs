@@ -43,32 +43,6 @@ pub fn write_id_maps(pid: Pid, plan: &MappingPlan, proc_dir: &Path) -> Result<()
 /// How long newuidmap or newgidmap may take: they read two small files and write one.
 const HELPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Run `command` to the end with its output collected, killing it after `timeout`.
-fn output_within(
-    mut command: std::process::Command,
-    timeout: std::time::Duration,
-) -> std::io::Result<std::process::Output> {
-    use std::process::Stdio;
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let deadline = std::time::Instant::now() + timeout;
-    while child.try_wait()?.is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("did not finish within {} s", timeout.as_secs()),
-            ));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    child.wait_with_output()
-}
-
 /// `newuidmap PID INSIDE OUTSIDE COUNT...`: the setuid helper checks each range against
 /// /etc/subuid (or /etc/subgid) and writes the map for us.
 fn run_helper(helper: &Path, pid: Pid, maps: &[IdMap]) -> Result<(), UsernsError> {
@@ -85,7 +59,8 @@ fn run_helper(helper: &Path, pid: Pid, maps: &[IdMap]) -> Result<(), UsernsError
         helper: helper.to_path_buf(),
         message,
     };
-    let output = output_within(command, HELPER_TIMEOUT).map_err(|e| failed(e.to_string()))?;
+    let output = crate::process::run_within(&mut command, b"", HELPER_TIMEOUT)
+        .map_err(|e| failed(e.to_string()))?;
     if output.status.success() {
         return Ok(());
     }
