@@ -90,17 +90,26 @@ fn main() -> std::process::ExitCode {
         } else {
             Program::Args(args.command.clone())
         };
-        let spec = spec(&args, program, privileged)?;
+        let mut spec = spec(&args, program, privileged)?;
+        let bridge_tour = tour && privileged;
+        if bridge_tour && let Some(Network::Bridge(net)) = &mut spec.network {
+            // The tour's first container is the web server, publishing 8080 unless
+            // told otherwise; --plan shows its plan.
+            spec.hostname = Some("web".to_string());
+            if net.ports.is_empty() {
+                net.ports.push("8080:80".parse()?);
+            }
+        }
         let Some((plan, facts)) = args.container.plan_or_print(&spec, &rootfs, true)? else {
             return Ok(0);
         };
-        if !tour || !privileged {
-            if !args.command.is_empty() {
-                println!("$ {}", shell_line(&args.command));
-            }
-            return run(plan, &spec, &facts);
+        if bridge_tour {
+            return tour_on_the_bridge(plan, &spec, &facts, &id);
         }
-        tour_on_the_bridge(plan, &spec, &facts, &id)
+        if !args.command.is_empty() {
+            println!("$ {}", shell_line(&args.command));
+        }
+        run(plan, &spec, &facts)
     })
 }
 
@@ -174,21 +183,10 @@ fn tour_on_the_bridge(
         "{BIN}: two containers on bridge {} ({}), NAT in nftables' table inet nutshell",
         net.bridge, net.subnet
     );
-    let ports = if net.ports.is_empty() {
-        vec!["8080:80".parse()?]
-    } else {
-        net.ports.clone()
-    };
-    let mut server_spec = spec.clone();
-    server_spec.hostname = Some("web".to_string());
-    if let Some(Network::Bridge(net)) = &mut server_spec.network {
-        net.ports = ports.clone();
-    }
-    let plan = launch::plan(&plan.id, &server_spec, facts)?;
-    let mut server = launch::create(plan, &server_spec, facts)?;
+    let mut server = launch::create(plan, spec, facts)?;
     server.start().context("start the server")?;
     let address = server.address().context("the server has no address")?;
-    println!("\n[web]    {}", connected(&server, &server_spec));
+    println!("\n[web]    {}", connected(&server, spec));
     println!("[web]    {SERVER}");
 
     let client_id = ContainerId::parse(&format!("{}-client", id.as_str()))?;
@@ -197,6 +195,9 @@ fn tour_on_the_bridge(
     client_spec.process.program =
         Program::shell(transcript(&script.each_ref().map(String::as_str)));
     client_spec.hostname = Some("client".to_string());
+    if let Some(Network::Bridge(net)) = &mut client_spec.network {
+        net.ports.clear();
+    }
     let plan = launch::plan(&client_id, &client_spec, facts)?;
     let mut client = launch::create(plan, &client_spec, facts)?;
     println!("\n[client] {}", connected(&client, &client_spec));
@@ -204,7 +205,7 @@ fn tour_on_the_bridge(
     let exit = client.wait()?;
     client.remove()?;
 
-    let port = ports[0];
+    let port = net.ports[0];
     for (what, host) in [
         (
             "localhost: DNAT in output, then masquerade",

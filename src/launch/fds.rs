@@ -68,7 +68,7 @@ pub(super) fn receive_report(sync: BorrowedFd, timeout: Duration) -> Result<Opti
 
 /// poll(2) `fd` for input for at most `timeout`: whether it is readable (for a pidfd:
 /// whether the process has exited).
-pub(super) fn poll_readable(fd: BorrowedFd, timeout: Duration) -> Result<bool, Errno> {
+pub(crate) fn poll_readable(fd: BorrowedFd, timeout: Duration) -> Result<bool, Errno> {
     let deadline = Instant::now() + timeout;
     loop {
         let mut pollfd = libc::pollfd {
@@ -88,14 +88,14 @@ pub(super) fn poll_readable(fd: BorrowedFd, timeout: Duration) -> Result<bool, E
     }
 }
 
-pub(super) fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
+pub(crate) fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
     // SAFETY: pidfd_open on a pid; the result is a new fd or -1.
     let fd = Errno::result(unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) })?;
     // SAFETY: a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-pub(super) fn pidfd_send_signal(pidfd: BorrowedFd, signal: Signal) -> Result<(), Errno> {
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd, signal: Signal) -> Result<(), Errno> {
     // SAFETY: pidfd_send_signal on our pidfd, with no siginfo.
     Errno::result(unsafe {
         libc::syscall(

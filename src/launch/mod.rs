@@ -55,6 +55,7 @@ use nix::errno::Errno;
 pub use child::init_main;
 pub use container::{Container, create};
 pub use facts::{HostFacts, ID_MAP_HELPER_DIRS};
+pub(crate) use fds::{pidfd_open, pidfd_send_signal, poll_readable};
 pub use id::{ContainerId, InvalidId};
 pub use plan::{LaunchPlan, NO_ROOTLESS_CGROUP, Owned, PlanError, plan};
 pub use state::{ProcessRef, State, Status};

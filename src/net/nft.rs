@@ -203,8 +203,13 @@ pub fn network_jump(bridge: &str) -> Rule {
         chain: "postrouting".to_string(),
         matches: Vec::new(),
         action: Action::Jump(network_chain(bridge)),
-        comment: Some(format!("network {bridge}")),
+        comment: Some(network_comment(bridge)),
     }
+}
+
+/// The comment of a network's jump, by which teardown finds it.
+pub fn network_comment(bridge: &str) -> String {
+    format!("network {bridge}")
 }
 // ANCHOR_END: jumps
 

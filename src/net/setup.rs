@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use super::ipam::Leases;
 use super::netlink::{self, NetlinkError, RouteSocket};
 use super::ports::{PortMapping, Protocol};
 use super::{NetError, NetStep, OwnedNetwork, names, nft, pasta};
-use crate::launch::ProcessRef;
+use crate::launch::{ProcessRef, pidfd_open, pidfd_send_signal, poll_readable};
 use crate::store::FileLock;
 
 /// How long a container waits for another that is setting up or taking down the same
@@ -53,6 +53,14 @@ impl Setup {
         self.address
     }
 
+    /// The leased address, for a step that needs it.
+    fn leased(&self) -> Result<Ipv4Addr, NetError> {
+        self.address.ok_or(NetError::Netlink(NetlinkError {
+            op: "find the leased address".to_string(),
+            source: Errno::EADDRNOTAVAIL,
+        }))
+    }
+
     fn host(&mut self) -> Result<&mut RouteSocket, NetError> {
         if self.host.is_none() {
             self.host = Some(RouteSocket::open()?);
@@ -62,11 +70,8 @@ impl Setup {
 
     fn inside(&mut self, pid: i32) -> Result<&mut RouteSocket, NetError> {
         if self.inside.is_none() {
-            let fd = self
-                .netns(pid)?
-                .try_clone()
-                .map_err(io("dup", Path::new("netns")))?;
-            self.inside = Some(RouteSocket::open_in(fd.as_fd())?);
+            let socket = RouteSocket::open_in(self.netns(pid)?.as_fd())?;
+            self.inside = Some(socket);
         }
         Ok(self.inside.as_mut().expect("just opened"))
     }
@@ -130,7 +135,6 @@ impl Setup {
                     ),
                     netlink::new_address(index, subnet.gateway(), subnet.prefix()),
                 ))?;
-                let index = host.existing_link(bridge)?;
                 host.change_link(&format!("ip link set {bridge} up"), netlink::link_up(index))?;
             }
             NetStep::EnableForwarding { bridge } => {
@@ -163,16 +167,13 @@ impl Setup {
             }
             NetStep::MoveIntoContainer { link } => {
                 let pid = pid()?;
-                let netns = self
-                    .netns(pid)?
-                    .try_clone()
-                    .map_err(io("dup", Path::new("netns")))?;
+                // The fd stays open in self.netns while the kernel reads its number.
+                let netns = self.netns(pid)?.as_raw_fd();
                 let socket = self.host()?;
                 let index = socket.existing_link(link)?;
-                use std::os::fd::AsRawFd;
                 socket.change_link(
                     &format!("ip link set {link} netns {pid}"),
-                    netlink::set_link(index, vec![LinkAttribute::NetNsFd(netns.as_raw_fd())]),
+                    netlink::set_link(index, vec![LinkAttribute::NetNsFd(netns)]),
                 )?;
             }
             // ANCHOR_END: run_host
@@ -186,10 +187,7 @@ impl Setup {
                 )?;
             }
             NetStep::AddAddress { link, subnet } => {
-                let address = self.address.ok_or(NetError::Netlink(NetlinkError {
-                    op: "find the leased address".to_string(),
-                    source: Errno::EADDRNOTAVAIL,
-                }))?;
+                let address = self.leased()?;
                 let socket = self.inside(pid()?)?;
                 let index = socket.existing_link(link)?;
                 socket.add_address(
@@ -226,20 +224,16 @@ impl Setup {
                     .ensure_table()
                     .fresh_chain(&nft::network_chain(bridge))
                     .add(&nft::network_rules(bridge, *subnet));
-                let jump = nft::network_jump(bridge);
                 let listing = nft::list_table()?.unwrap_or_default();
                 if listing
-                    .commented(jump.comment.as_deref().unwrap_or_default())
+                    .commented(&nft::network_comment(bridge))
                     .next()
                     .is_none()
                 {
-                    batch.add(&[jump]);
+                    batch.add(&[nft::network_jump(bridge)]);
                 }
                 if !ports.is_empty() {
-                    let address = self.address.ok_or(NetError::Netlink(NetlinkError {
-                        op: "find the leased address".to_string(),
-                        source: Errno::EADDRNOTAVAIL,
-                    }))?;
+                    let address = self.leased()?;
                     batch
                         .fresh_chain(chain)
                         .add(&nft::port_rules(chain, address, ports))
@@ -492,8 +486,7 @@ fn remove_network(
         !["prerouting", "output", "postrouting", own_chain.as_str()].contains(&c.as_str())
     });
     if others {
-        let jump = nft::network_jump(bridge).comment.unwrap_or_default();
-        for rule in listing.commented(&jump) {
+        for rule in listing.commented(&nft::network_comment(bridge)) {
             batch.delete_rule(&rule.chain, rule.handle);
         }
         if listing.has_chain(&own_chain) {
@@ -527,42 +520,22 @@ fn release_ports(dir: &Path, id: &str) -> Result<Vec<String>, NetError> {
 fn stop_process(process: ProcessRef) -> bool {
     // A pidfd first, then the check: a pid handed out again after the check cannot be
     // hit by the signal.
-    // SAFETY: pidfd_open with a pid and no flags.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, process.pid, 0) };
-    if fd < 0 {
+    let Ok(pidfd) = pidfd_open(nix::unistd::Pid::from_raw(process.pid)) else {
         return false;
-    }
-    // SAFETY: the kernel just gave us this fd.
-    let pidfd: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) };
+    };
     if !process.alive() {
         return false;
     }
-    use std::os::fd::AsRawFd;
     // SIGKILL: pasta keeps nothing that needs a clean exit, and it does not end on
-    // SIGTERM while its namespace is held.
-    // SAFETY: pidfd_send_signal on a pidfd we own, no info, no flags.
-    unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            libc::SIGKILL,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    // A pidfd turns readable when its process ends: wait for that, a moment.
-    let mut poll = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: poll on one pollfd we own, with a timeout.
-    unsafe { libc::poll(&mut poll, 1, STOP_WAIT_MS) };
+    // SIGTERM while its namespace is held. A pidfd turns readable when its process
+    // ends: wait for that, a moment. Either failing leaves nothing to do.
+    let _ = pidfd_send_signal(pidfd.as_fd(), nix::sys::signal::Signal::SIGKILL);
+    let _ = poll_readable(pidfd.as_fd(), STOP_WAIT);
     true
 }
 
 /// How long teardown waits for a killed pasta to be gone.
-const STOP_WAIT_MS: i32 = 5000;
+const STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// What containers whose state is gone left in `<data>/net`: leases, port reservations,
 /// and then bridges and rules no container uses. For `nutshell cleanup` and the
