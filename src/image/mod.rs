@@ -9,7 +9,11 @@
 //! complete, so a failed or interrupted build never leaves a half image that looks whole.
 
 pub mod default;
+pub mod digest;
 pub mod elf;
+pub mod extract;
+pub mod layer;
+pub mod oci;
 
 use std::fs;
 use std::path::{Path, PathBuf};
