@@ -24,8 +24,8 @@ test-all: _require-root setup
 test:
     cargo test
 
-# Install what the tests and the book need: busybox-static, uidmap, nftables, passt, iproute2 and qemu-system-x86 (Debian's packages), mdbook and mdbook-mermaid; give root's containers their /etc/subuid range
-setup: _busybox _uidmap _subids _net _mdbook _qemu
+# Install what the tests and the book need: busybox-static, uidmap, nftables, passt, iproute2, docker-registry, skopeo, umoci, podman, apache2-utils and qemu-system-x86 (Debian's packages), mdbook and mdbook-mermaid; give root's containers their /etc/subuid range
+setup: _busybox _uidmap _subids _net _images _mdbook _qemu
 
 # As root: the cgroup tests on pure v2 and pure v1, each in a qemu guest of Debian's kernel (`--record` records their snapshots; see tests/layouts/lane)
 test-layouts *args: (_require-root "test-layouts" "its guests run the privileged cgroup tests") _busybox _qemu
@@ -118,6 +118,21 @@ _net:
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables passt iproute2 >/dev/null
     else
         echo "install nftables, passt (pasta) and iproute2 with your package manager; chapter 8 uses them" >&2
+        exit 1
+    fi
+
+# Chapter 9's peers: a real registry (docker-registry), skopeo and umoci (image formats
+# both ways, and the unpack benchmark), podman (loads what `nutshell image save` writes).
+_images:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if command -v docker-registry >/dev/null && command -v skopeo >/dev/null && command -v umoci >/dev/null && command -v podman >/dev/null && command -v htpasswd >/dev/null; then exit 0; fi
+    if command -v apt-get >/dev/null; then
+        echo "installing docker-registry, skopeo, umoci, podman and apache2-utils (chapter 9's tests use them)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry skopeo umoci podman apache2-utils >/dev/null
+    else
+        echo "install docker-registry (distribution), skopeo, umoci and podman with your package manager; chapter 9's tests use them" >&2
         exit 1
     fi
 

@@ -14,6 +14,8 @@ pub mod elf;
 pub mod extract;
 pub mod layer;
 pub mod oci;
+pub mod reference;
+pub mod registry;
 
 use std::fs;
 use std::path::{Path, PathBuf};
