@@ -1,12 +1,20 @@
-//! `nutshell`: the runtime the chapters build. For now: `doctor`, the default image, a
-//! container from a spec file, `cleanup` and `clean`.
+//! `nutshell`: the runtime the chapters build. For now: `doctor`, images (the default
+//! one, import and save, pull and push, the store's commands), a container from a spec
+//! file, `cleanup` and `clean`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use nutshell::cli::{main_with, print_plan};
+use nutshell::image::archive::{self, SaveFormat};
+use nutshell::image::distribution;
+use nutshell::image::listing::{self, ImageInfo};
+use nutshell::image::progress::Reporter;
+use nutshell::image::registry::RegistryOptions;
+use nutshell::image::store::OciStore;
 use nutshell::image::{ImageStore, Source};
+use nutshell::launch::images::{CallerUnpacker, container_using, remove_layer_trees};
 use nutshell::launch::{self, ContainerId, HostFacts};
 use nutshell::spec::ContainerSpec;
 
@@ -25,6 +33,42 @@ enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// List the images in the store.
+    Images {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pull an image from a registry (the OCI distribution API).
+    Pull {
+        /// The image: [REGISTRY/]REPOSITORY[:TAG|@DIGEST], such as localhost:5000/webapp
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Push an image of the store to a registry.
+    Push {
+        /// The image in the store.
+        name: String,
+        /// Where to: REGISTRY/REPOSITORY[:TAG]
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Give an image another name.
+    Tag {
+        /// The image.
+        source: String,
+        /// The new name, NAME[:TAG].
+        target: String,
+    },
+    /// Remove image names; refused while a container runs on the image. The blobs and
+    /// layers stay until `nutshell image prune`.
+    Rmi {
+        /// The images.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Run the container a spec file describes (a ContainerSpec as JSON), in the
     /// foreground, and remove it when it ends.
     RunSpec {
@@ -59,6 +103,59 @@ enum ImageCommand {
     },
     /// Print the directory the default image is (or will be) in.
     Path,
+    /// Import an OCI layout directory, an OCI archive or a docker archive (docker save).
+    Import {
+        /// The layout directory or archive file.
+        path: PathBuf,
+        /// Name the image NAME[:TAG] instead of by the archive's own tags.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Write an image as an OCI layout directory, or (for a path ending in .tar) an
+    /// archive that podman load, skopeo and docker load read.
+    Save {
+        /// The image.
+        name: String,
+        /// The directory or .tar file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Show an image's manifest digest, config and layers, as JSON.
+    Inspect {
+        /// The image.
+        name: String,
+    },
+    /// List the images (as `nutshell images`).
+    Ls {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the blobs and layers that no image name reaches and no container uses.
+    Prune,
+}
+
+/// How to reach a registry.
+#[derive(clap::Args)]
+struct RegistryArgs {
+    /// Verify the registry's TLS certificate; false also allows plain HTTP. Default:
+    /// verify, except for a registry on localhost
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    tls_verify: Option<bool>,
+    /// A docker-style auth file with credentials [default: $REGISTRY_AUTH_FILE,
+    /// $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json]
+    #[arg(long, value_name = "FILE")]
+    authfile: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    fn options(&self) -> RegistryOptions {
+        RegistryOptions {
+            tls_verify: self.tls_verify,
+            auth_file: self.authfile.clone(),
+            ..RegistryOptions::default()
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -91,6 +188,101 @@ fn main() -> std::process::ExitCode {
                     "{}",
                     ImageStore::new(&data_dir).default_image_dir().display()
                 );
+            }
+            Command::Images { json } | Command::Image(ImageCommand::Ls { json }) => {
+                let images = OciStore::new(&data_dir).list()?;
+                if json {
+                    let infos: Vec<ImageInfo> = images.iter().map(ImageInfo::of).collect();
+                    println!("{}", serde_json::to_string_pretty(&infos)?);
+                } else {
+                    print!("{}", listing::table(&images));
+                }
+            }
+            Command::Image(ImageCommand::Import { path, name }) => {
+                let facts = HostFacts::detect();
+                let store = OciStore::new(&facts.data_dir);
+                let unpacker = CallerUnpacker::new(&facts)?;
+                let images = archive::import(
+                    &store,
+                    &path,
+                    name.as_deref(),
+                    &unpacker,
+                    &mut Reporter::stderr(),
+                )?;
+                for image in images {
+                    println!("imported {} ({})", image.name, image.manifest_digest);
+                }
+            }
+            Command::Image(ImageCommand::Save { name, output }) => {
+                let store = OciStore::new(&data_dir);
+                let image = store.get(&name)?;
+                let format = SaveFormat::for_path(&output);
+                archive::save(&store, &image, &output, format)?;
+                let kind = match format {
+                    SaveFormat::Layout => "an OCI layout",
+                    SaveFormat::Archive => "an OCI (and docker) archive",
+                };
+                println!("saved {} to {} as {kind}", image.name, output.display());
+            }
+            Command::Image(ImageCommand::Inspect { name }) => {
+                let image = OciStore::new(&data_dir).get(&name)?;
+                println!("{}", serde_json::to_string_pretty(&ImageInfo::of(&image))?);
+            }
+            Command::Image(ImageCommand::Prune) => {
+                let facts = HostFacts::detect();
+                let removed = OciStore::new(&facts.data_dir)
+                    .prune(&|layers| container_using(layers, &facts), &|path| {
+                        remove_layer_trees(vec![path.to_path_buf()], &facts)
+                    })?;
+                if removed.is_empty() {
+                    println!("nothing to prune");
+                }
+                for path in removed {
+                    println!("removed {}", path.display());
+                }
+            }
+            Command::Pull {
+                reference,
+                registry,
+            } => {
+                let facts = HostFacts::detect();
+                let store = OciStore::new(&facts.data_dir);
+                let unpacker = CallerUnpacker::new(&facts)?;
+                let image = distribution::pull(
+                    &store,
+                    &reference,
+                    &registry.options(),
+                    &unpacker,
+                    &mut Reporter::stderr(),
+                )?;
+                println!("pulled {} ({})", image.name, image.manifest_digest);
+            }
+            Command::Push {
+                name,
+                reference,
+                registry,
+            } => {
+                let store = OciStore::new(&data_dir);
+                let digest = distribution::push(
+                    &store,
+                    &name,
+                    &reference,
+                    &registry.options(),
+                    &mut Reporter::stderr(),
+                )?;
+                println!("pushed {name} to {reference} ({digest})");
+            }
+            Command::Tag { source, target } => {
+                let image = OciStore::new(&data_dir).tag(&source, &target)?;
+                println!("tagged {} ({})", image.name, image.manifest_digest);
+            }
+            Command::Rmi { names } => {
+                let facts = HostFacts::detect();
+                let store = OciStore::new(&facts.data_dir);
+                for name in names {
+                    let image = store.untag(&name, &|layers| container_using(layers, &facts))?;
+                    println!("untagged {}", image.name);
+                }
             }
             Command::RunSpec { spec, name, plan } => {
                 let text = std::fs::read_to_string(&spec)

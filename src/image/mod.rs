@@ -8,14 +8,20 @@
 //! is built in a `.partial` directory beside its final place and renamed into place when
 //! complete, so a failed or interrupted build never leaves a half image that looks whole.
 
+pub mod archive;
 pub mod default;
 pub mod digest;
+pub mod distribution;
 pub mod elf;
 pub mod extract;
 pub mod layer;
+pub mod listing;
 pub mod oci;
+pub mod pack;
+pub mod progress;
 pub mod reference;
 pub mod registry;
+pub mod store;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -26,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 pub use default::Source;
 
+use crate::spec;
 use crate::store::FileLock;
 
 /// How long a process waits for another one's image build: building the default image
@@ -103,6 +110,9 @@ pub enum ImageError {
         /// How long this process waited.
         waited_secs: u64,
     },
+    /// The OCI image store refused.
+    #[error(transparent)]
+    Store(Box<store::StoreError>),
     /// The image's manifest is missing or unreadable.
     #[error(
         "image {name} at {dir} is incomplete or damaged ({reason}); rebuild it with `nutshell image default --rebuild`"
@@ -283,13 +293,41 @@ impl ImageStore {
             .join(format!(".{DEFAULT_IMAGE}.partial-{}", std::process::id()));
         let result = (|| {
             fs::create_dir(&partial).map_err(write_err(&partial))?;
-            let manifest = default::assemble(&partial.join("rootfs"), source, host_root)?;
+            let tree = partial.join("rootfs");
+            let manifest = default::assemble(&tree, source, host_root)?;
             let json = serde_json::to_string_pretty(&manifest).map_err(|e| ImageError::Write {
                 path: partial.join("image.json"),
                 source: std::io::Error::other(e),
             })?;
             fs::write(partial.join("image.json"), json + "\n")
                 .map_err(write_err(&partial.join("image.json")))?;
+            // ANCHOR: default_as_oci
+            // The default image is an ordinary OCI image too: its tree is packed into a
+            // layer blob and unpacked into the store like any layer. The tree itself
+            // stays, as the plain directory that chapters 1 to 6 run (and may write in);
+            // the store's copy is the read-only layer that overlays stack.
+            let data_dir = self.dir.parent().unwrap_or(&self.dir);
+            let run = oci::RunConfig {
+                env: Some(vec![format!("PATH={}", spec::CONTAINER_PATH)]),
+                cmd: Some(vec!["/bin/sh".to_string()]),
+                working_dir: Some("/".to_string()),
+                ..Default::default()
+            };
+            let unpacker = store::InProcess {
+                privilege: extract::Privilege::of_this_process(),
+                limits: extract::Limits::default(),
+            };
+            store::OciStore::new(data_dir)
+                .add_tree(
+                    DEFAULT_IMAGE,
+                    &tree,
+                    run,
+                    &format!("nutshell image default (programs from {})", manifest.source),
+                    pack::source_date_epoch(),
+                    &unpacker,
+                )
+                .map_err(|e| ImageError::Store(Box::new(e)))?;
+            // ANCHOR_END: default_as_oci
             if target.exists() {
                 fs::remove_dir_all(&target).map_err(write_err(&target))?;
             }

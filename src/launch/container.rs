@@ -24,7 +24,7 @@ use super::sweep::{remove_container_dir, sweep_stale};
 use super::wire::Report;
 use crate::cgroups::Cgroup;
 use crate::process::Exit;
-use crate::spec::ContainerSpec;
+use crate::spec::{ContainerSpec, RootFs};
 
 /// A container this process made: its first process, cgroup, directories and state.
 /// Dropping it kills whatever still runs and removes all of it; [`Container::remove`]
@@ -80,6 +80,11 @@ pub fn create(
         init: None,
         owned: plan.owned.clone(),
         created: now(),
+        layers: match &spec.root.fs {
+            RootFs::Overlay { lowers, .. } => lowers.clone(),
+            RootFs::Dir { path, .. } => vec![path.clone()],
+            RootFs::Host => Vec::new(),
+        },
     };
     let mut container = Container {
         plan,

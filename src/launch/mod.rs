@@ -39,6 +39,7 @@ mod facts;
 mod fds;
 mod first;
 mod id;
+pub mod images;
 mod plan;
 mod prepare;
 mod root;

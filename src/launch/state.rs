@@ -92,6 +92,10 @@ pub struct State {
     pub owned: Owned,
     /// When it was created, in seconds since the epoch.
     pub created: u64,
+    /// The image layers (or root directory) it runs on, which the image store must not
+    /// remove while it exists.
+    #[serde(default)]
+    pub layers: Vec<PathBuf>,
 }
 
 /// How long a state directory without a lock is left alone: making one takes
@@ -335,6 +339,7 @@ mod tests {
             init: None,
             owned: Owned::default(),
             created: now(),
+            layers: Vec::new(),
         }
     }
 

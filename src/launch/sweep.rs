@@ -211,7 +211,10 @@ pub fn remove_everything(facts: &HostFacts) -> Result<Vec<PathBuf>, LaunchError>
 
 /// Remove `paths`: directly as root, or as the root of the caller's default user
 /// namespace when it maps more than its own id.
-fn remove_trees_as_owner(paths: Vec<PathBuf>, facts: &HostFacts) -> Result<(), LaunchError> {
+pub(crate) fn remove_trees_as_owner(
+    paths: Vec<PathBuf>,
+    facts: &HostFacts,
+) -> Result<(), LaunchError> {
     if paths.is_empty() {
         return Ok(());
     }

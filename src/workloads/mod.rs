@@ -86,6 +86,18 @@ pub enum Builtin {
         /// The lower dirs, top first.
         lowers: Vec<PathBuf>,
     },
+    /// Chapter 9: unpack an image layer as the root of a user namespace, so that its
+    /// files belong to the image's owners as the rootless user's containers map them.
+    UnpackLayer {
+        /// The layer blob.
+        blob: PathBuf,
+        /// Its digest.
+        blob_digest: crate::image::digest::Digest,
+        /// The digest its tar must have.
+        diff_id: crate::image::digest::Digest,
+        /// The directory to make.
+        dest: PathBuf,
+    },
     /// Remove directory trees, as the user namespace's root: what a rootless container
     /// gave to its subordinate ids, its user cannot remove from outside.
     RemoveTrees {
@@ -114,6 +126,28 @@ impl Builtin {
                 scratch,
             } => try_the_host(host_file, host_secret, scratch),
             Builtin::UpperReport { upper, lowers } => upper_report(upper, lowers),
+            Builtin::UnpackLayer {
+                blob,
+                blob_digest,
+                diff_id,
+                dest,
+            } => {
+                use crate::image::extract::{Limits, Privilege};
+                match crate::image::layer::unpack_blob(
+                    blob,
+                    blob_digest,
+                    diff_id,
+                    dest,
+                    Privilege::MappedRoot,
+                    Limits::default(),
+                ) {
+                    Ok(_) => 0,
+                    Err(err) => {
+                        eprintln!("nutshell: {}", crate::cli::one_line(&err));
+                        1
+                    }
+                }
+            }
             Builtin::RemoveTrees { paths } => remove_trees(paths),
         }
     }
@@ -133,6 +167,9 @@ impl fmt::Display for Builtin {
             Builtin::TryTheHost { .. } => write!(f, "attempts on the host"),
             Builtin::UpperReport { upper, .. } => {
                 write!(f, "list the changes in {}", upper.display())
+            }
+            Builtin::UnpackLayer { diff_id, .. } => {
+                write!(f, "unpack layer {diff_id} as the namespace's root")
             }
             Builtin::RemoveTrees { paths } => write!(
                 f,
