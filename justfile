@@ -63,7 +63,8 @@ bench:
         exit 1
     fi
     cargo bench --bench overlay_vs_copy
-    exec cargo bench --bench network
+    cargo bench --bench network
+    exec cargo bench --bench unpack
 
 # Remove everything nutshell keeps for you (as root: /var/lib/nutshell and /run/nutshell; as a user: yours, also what your rootless containers gave to your subordinate ids) and the built book
 clean:
