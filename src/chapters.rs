@@ -116,8 +116,13 @@ pub const CHAPTERS: &[Chapter] = &[
     Chapter {
         bin: "ch09-images",
         adds: "OCI images and layers",
-        needs: &[],
-        written: false,
+        // It runs chapter 8's container, network and all.
+        needs: &[
+            Need::Overlay,
+            Need::RootProgram("nft"),
+            Need::UserProgram("pasta"),
+        ],
+        written: true,
         rootless: false,
     },
     Chapter {

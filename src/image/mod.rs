@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod default;
+pub mod demo;
 pub mod digest;
 pub mod distribution;
 pub mod elf;
@@ -21,6 +22,7 @@ pub mod pack;
 pub mod progress;
 pub mod reference;
 pub mod registry;
+pub mod run;
 pub mod store;
 
 use std::fs;
