@@ -276,20 +276,7 @@ impl OciStore {
         if target.is_file() {
             return Ok(false);
         }
-        let dir = self.data.join("blobs/sha256");
-        fs::create_dir_all(&dir).map_err(io_err("make", &dir))?;
-        let temp = tempfile::Builder::new()
-            .prefix(".incoming-")
-            .tempfile_in(&dir)
-            .map_err(io_err("make a temporary blob in", &dir))?;
-        let mut out = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, temp));
-        fill(&mut out).map_err(io_err("receive blob", &target))?;
-        let (actual, size, buffered) = out.finish();
-        let temp = buffered.into_inner().map_err(|e| StoreError::Io {
-            operation: "write blob",
-            path: target.clone(),
-            source: e.into_error(),
-        })?;
+        let (temp, actual, size) = self.receive(fill)?;
         if actual != descriptor.digest {
             return Err(StoreError::DigestMismatch {
                 expected: descriptor.digest.clone(),
@@ -304,13 +291,7 @@ impl OciStore {
                 actual: size,
             });
         }
-        // A blob is content, not a secret: readable by all, as a saved layout must be.
-        make_readable(&temp, &target)?;
-        temp.persist(&target).map_err(|e| StoreError::Io {
-            operation: "store blob",
-            path: target.clone(),
-            source: e.error,
-        })?;
+        persist(temp, &target)?;
         Ok(true)
     }
     // ANCHOR_END: write_blob
@@ -322,28 +303,8 @@ impl OciStore {
         media_type: &str,
         fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     ) -> Result<Descriptor, StoreError> {
-        let dir = self.data.join("blobs/sha256");
-        fs::create_dir_all(&dir).map_err(io_err("make", &dir))?;
-        let temp = tempfile::Builder::new()
-            .prefix(".incoming-")
-            .tempfile_in(&dir)
-            .map_err(io_err("make a temporary blob in", &dir))?;
-        let mut out = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, temp));
-        fill(&mut out).map_err(io_err("write a blob in", &dir))?;
-        let (digest, size, buffered) = out.finish();
-        let temp = buffered.into_inner().map_err(|e| StoreError::Io {
-            operation: "write a blob in",
-            path: dir.clone(),
-            source: e.into_error(),
-        })?;
-        let target = self.blob_path(&digest);
-        // A blob is content, not a secret: readable by all, as a saved layout must be.
-        make_readable(&temp, &target)?;
-        temp.persist(&target).map_err(|e| StoreError::Io {
-            operation: "store blob",
-            path: target.clone(),
-            source: e.error,
-        })?;
+        let (temp, digest, size) = self.receive(fill)?;
+        persist(temp, &self.blob_path(&digest))?;
         Ok(Descriptor {
             media_type: media_type.to_string(),
             digest,
@@ -351,6 +312,29 @@ impl OciStore {
             platform: None,
             annotations: BTreeMap::new(),
         })
+    }
+
+    /// What `fill` writes, in a temporary file beside the blobs, with its digest and
+    /// length: a temporary file is removed when dropped, so a refused blob leaves nothing.
+    fn receive(
+        &self,
+        fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(tempfile::NamedTempFile, Digest, u64), StoreError> {
+        let dir = self.data.join("blobs/sha256");
+        fs::create_dir_all(&dir).map_err(io_err("make", &dir))?;
+        let temp = tempfile::Builder::new()
+            .prefix(".incoming-")
+            .tempfile_in(&dir)
+            .map_err(io_err("make a temporary blob in", &dir))?;
+        let mut out = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, temp));
+        fill(&mut out).map_err(io_err("receive a blob in", &dir))?;
+        let (digest, size, buffered) = out.finish();
+        let temp = buffered.into_inner().map_err(|e| StoreError::Io {
+            operation: "write a blob in",
+            path: dir.clone(),
+            source: e.into_error(),
+        })?;
+        Ok((temp, digest, size))
     }
 
     /// Store `bytes` as a blob and return its descriptor.
@@ -393,11 +377,19 @@ impl OciStore {
     }
 }
 
-fn make_readable(temp: &tempfile::NamedTempFile, target: &Path) -> Result<(), StoreError> {
+/// Give a received blob its name. A blob is content, not a secret: readable by all, as
+/// a saved layout must be.
+fn persist(temp: tempfile::NamedTempFile, target: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::PermissionsExt;
     temp.as_file()
         .set_permissions(fs::Permissions::from_mode(0o644))
-        .map_err(io_err("set the mode of", target))
+        .map_err(io_err("set the mode of", target))?;
+    temp.persist(target).map_err(|e| StoreError::Io {
+        operation: "store blob",
+        path: target.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
 }
 
 /// Counts bytes into a [`Progress`] as they pass.
