@@ -163,12 +163,10 @@ pub fn import(
 }
 // ANCHOR_END: import
 
+/// Where an archive is unpacked for its import: the store's scratch directory, on the
+/// same filesystem, and outside `blobs/` and `layers/`, which `prune` sweeps.
 fn store_dir(store: &OciStore) -> Result<PathBuf, ArchiveError> {
-    let dir = store
-        .blob_path(&Digest::of(b""))
-        .parent()
-        .map(Path::to_path_buf);
-    let dir = dir.unwrap_or_default();
+    let dir = store.scratch_dir();
     fs::create_dir_all(&dir).map_err(io_err("make", &dir))?;
     Ok(dir)
 }

@@ -332,7 +332,8 @@ impl OciStore {
         let blobs = self.data.join("blobs/sha256");
         for entry in fs::read_dir(&blobs).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if keep_blobs.contains(&name) {
+            // Only files are blobs (and temporary ones of killed writers).
+            if keep_blobs.contains(&name) || !entry.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
             let path = entry.path();

@@ -241,6 +241,11 @@ impl OciStore {
         self.data.join("layers").join(chain_id.hex())
     }
 
+    /// `<data>/tmp`: scratch space on the store's filesystem (an archive being imported).
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.data.join("tmp")
+    }
+
     /// Whether the store has the blob.
     pub fn has_blob(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
