@@ -49,6 +49,7 @@ fn caller_maps(facts: &HostFacts) -> Result<Option<IdMaps>, super::LaunchError> 
     Ok((mapping.maps.uid_count() > 1).then_some(mapping.maps))
 }
 
+// ANCHOR: caller_unpack
 impl Unpacker for CallerUnpacker {
     fn unpack(
         &self,
@@ -92,6 +93,7 @@ impl Unpacker for CallerUnpacker {
         Ok(Unpacked::default())
     }
 }
+// ANCHOR_END: caller_unpack
 
 /// The container (its id) that runs on any of `layers`, if one does.
 pub fn container_using(layers: &[PathBuf], facts: &HostFacts) -> Option<String> {
