@@ -55,7 +55,7 @@ exercises-check:
 demo:
     cargo run -q --bin ch01-chroot
 
-# Benchmarks, as root: 1 and 10 containers on one overlay lower vs copies; container start with and without a bridge, TCP over the bridge vs loopback (writes book/src/generated/ch07-bench.txt, ch08-bench.txt)
+# Benchmarks, as root: 1 and 10 containers on one overlay lower vs copies; container start with and without a bridge, TCP over the bridge vs loopback; unpacking a 100 MiB layer vs GNU tar and umoci (writes book/src/generated/ch07-bench.txt, ch08-bench.txt, ch09-bench.txt)
 bench:
     #!/usr/bin/env bash
     if [ "$(id -u)" -ne 0 ]; then

@@ -6,6 +6,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::rc::Rc;
 
 use tar::EntryType;
 
@@ -27,6 +28,12 @@ pub(super) struct Layer {
     pub(super) dirs: Vec<(Components, i64, Option<u32>)>,
     pub(super) done: Unpacked,
     pub(super) buffer: Vec<u8>,
+    /// The directories of the last parent path opened, outermost first: a tar lists a
+    /// directory's entries together, so the next entry mostly shares them, and opening
+    /// each component again per entry was most of the syscalls. Dropped by `clear`,
+    /// since removing or replacing something is the only way an entry changes what a
+    /// path of this layer is.
+    pub(super) parents: Vec<(Vec<u8>, Rc<OwnedFd>)>,
 }
 
 impl Layer {
@@ -92,8 +99,15 @@ impl Layer {
                 self.dirs.push((path, mtime(entry), deferred));
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                self.clear(&parent_fd, &file_c, name)?;
-                let file = create_file(&parent_fd, &file_c).map_err(apply(name, "create"))?;
+                // O_EXCL fails on anything there, a symlink too: only then clear and retry.
+                let file = match create_file(&parent_fd, &file_c) {
+                    Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {
+                        self.clear(&parent_fd, &file_c, name)?;
+                        create_file(&parent_fd, &file_c)
+                    }
+                    created => created,
+                }
+                .map_err(apply(name, "create"))?;
                 let written = self.copy_data(entry, &file, name)?;
                 self.done.bytes += written;
                 self.set_metadata(&file, entry, name)?;
@@ -228,17 +242,26 @@ impl Layer {
 
     /// Open the entry's parent directory inside the layer, making missing directories
     /// (a tar need not list them). No symlink is followed on the way: a write through
-    /// one is refused, wherever it points.
-    fn open_parent(&self, parent: &[Vec<u8>], name: &EntryName) -> Result<OwnedFd, ExtractError> {
-        let mut dir = self.dup_root(name)?;
-        for component in parent {
+    /// one is refused, wherever it points. What the last call opened is reused (see
+    /// `parents`).
+    fn open_parent(
+        &mut self,
+        parent: &[Vec<u8>],
+        name: &EntryName,
+    ) -> Result<Rc<OwnedFd>, ExtractError> {
+        let kept = (self.parents.iter().zip(parent))
+            .take_while(|((open, _), component)| open == *component)
+            .count();
+        self.parents.truncate(kept);
+        for component in &parent[kept..] {
             let c = cstring(component, name)?;
-            dir = match open_beneath(&dir, &c) {
+            let dir: &OwnedFd = self.parents.last().map_or(&self.root, |(_, fd)| fd);
+            let opened = match open_beneath(dir, &c) {
                 Ok(fd) => fd,
                 Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
                     check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o755) })
                         .map_err(apply(name, "make a parent directory"))?;
-                    open_beneath(&dir, &c).map_err(apply(name, "open a parent directory"))?
+                    open_beneath(dir, &c).map_err(apply(name, "open a parent directory"))?
                 }
                 Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
                     return Err(ExtractError::Refused {
@@ -251,7 +274,7 @@ impl Layer {
                 }
                 // O_DIRECTORY wins over O_NOFOLLOW: a symlink fails with ENOTDIR too.
                 Err(err) if err.raw_os_error() == Some(libc::ENOTDIR) => {
-                    let symlink = lstat_at(&dir, &c).is_ok_and(|s| is_type(&s, libc::S_IFLNK));
+                    let symlink = lstat_at(dir, &c).is_ok_and(|s| is_type(&s, libc::S_IFLNK));
                     let what = if symlink {
                         "is a symlink: writing through a symlink is refused"
                     } else {
@@ -267,8 +290,12 @@ impl Layer {
                 }
                 Err(err) => return Err(apply(name, "open a parent directory")(err)),
             };
+            self.parents.push((component.clone(), Rc::new(opened)));
         }
-        Ok(dir)
+        match self.parents.last() {
+            Some((_, dir)) => Ok(Rc::clone(dir)),
+            None => Ok(Rc::new(self.dup_root(name)?)),
+        }
     }
 
     fn dup_root(&self, name: &EntryName) -> Result<OwnedFd, ExtractError> {
@@ -307,12 +334,16 @@ impl Layer {
 
     /// Remove what this layer has at `file`, so that a non-directory can replace it.
     fn clear(
-        &self,
+        &mut self,
         parent: &OwnedFd,
         file: &CString,
         name: &EntryName,
     ) -> Result<(), ExtractError> {
-        match lstat_at(parent, file) {
+        let existing = lstat_at(parent, file);
+        if existing.is_ok() {
+            self.parents.clear();
+        }
+        match existing {
             Err(_) => Ok(()),
             Ok(stat) if is_type(&stat, libc::S_IFDIR) => {
                 remove_tree_at(parent, file).map_err(apply(name, "replace a directory"))
@@ -518,18 +549,26 @@ impl Layer {
     pub(super) fn finish_dirs(&mut self) -> Result<(), ExtractError> {
         let mut dirs = std::mem::take(&mut self.dirs);
         dirs.sort_by_key(|(path, _, _)| std::cmp::Reverse(path.len()));
+        // Siblings come one after another: keep their parents open, as open_parent does.
+        let mut open: Vec<(&[u8], OwnedFd)> = Vec::new();
         for (path, mtime, mode) in &dirs {
             let name = EntryName(path.join(&b'/'));
-            let mut dir = self.dup_root(&name)?;
-            for component in path {
+            let kept = (open.iter().zip(path))
+                .take_while(|((done, _), component)| *done == component.as_slice())
+                .count();
+            open.truncate(kept);
+            for component in &path[kept..] {
                 let c = cstring(component, &name)?;
-                dir = open_beneath(&dir, &c).map_err(apply(&name, "open"))?;
+                let parent = open.last().map_or(&self.root, |(_, fd)| fd);
+                let dir = open_beneath(parent, &c).map_err(apply(&name, "open"))?;
+                open.push((component, dir));
             }
+            let dir = open.last().map_or(&self.root, |(_, fd)| fd);
             if let Some(mode) = mode {
                 check(unsafe { libc::fchmod(dir.as_raw_fd(), *mode) })
                     .map_err(apply(&name, "set its mode"))?;
             }
-            set_times(&dir, *mtime).map_err(apply(&name, "set its mtime"))?;
+            set_times(dir, *mtime).map_err(apply(&name, "set its mtime"))?;
         }
         Ok(())
     }

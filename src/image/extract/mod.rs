@@ -219,6 +219,7 @@ pub fn unpack(
         dirs: Vec::new(),
         done: Unpacked::default(),
         buffer: vec![0; 1 << 20],
+        parents: Vec::new(),
     };
     let budget = Rc::new(Cell::new(MAX_HEADER_BYTES));
     let mut archive = tar::Archive::new(Metered {
