@@ -690,3 +690,47 @@ fn a_rootless_import_unpacks_in_a_user_namespace_with_the_users_subordinate_ids(
     );
     assert!(!layer.exists(), "prune left {}", layer.display());
 }
+
+#[test]
+fn help_says_what_to_try() {
+    common::assert_help_mentions(
+        CH09,
+        &[
+            "--import",
+            "--pull",
+            "--image",
+            "--break-it",
+            "--plan",
+            "--network",
+        ],
+    );
+}
+
+#[test]
+fn a_bad_reference_or_a_missing_image_is_one_line_and_makes_nothing() {
+    let data = data_dir();
+    for (args, says) in [
+        (
+            &["--pull", "Not A Reference"][..],
+            "invalid image reference",
+        ),
+        (&["--image", "missing:1"][..], "no image named missing:1"),
+        (
+            &["--import", "/nonexistent/layout"][..],
+            "/nonexistent/layout",
+        ),
+    ] {
+        let output = binary(CH09, data.path())
+            .args(args)
+            .timeout(Duration::from_secs(60))
+            .output()
+            .expect("run ch09-images");
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("ch09-images: error: "), "{err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert!(!data.path().join("layers").exists(), "a layer was made");
+    common::assert_nothing_left(data.path());
+}
