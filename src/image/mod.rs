@@ -1,12 +1,19 @@
-//! Images on disk: a root filesystem and a small manifest, under the data directory.
+//! Images on disk: the default image's directory, and the OCI image store.
 //!
 //! Chapter 1 needs one image before any other exists: the *default image*, a tiny root
 //! filesystem assembled from this machine with no network (see [`default`]). Every chapter
-//! runs it unless given `--rootfs DIR`. Chapter 9 adds OCI images to the same store.
+//! runs it unless given `--rootfs DIR`. Its directory is `<data>/images/default/rootfs/`,
+//! with `<data>/images/default/image.json` saying how it was made; it is built in a
+//! `.partial` directory beside its final place and renamed into place when complete, so
+//! a failed or interrupted build never leaves a half image that looks whole.
 //!
-//! Layout: `<data>/images/<name>/rootfs/` and `<data>/images/<name>/image.json`. An image
-//! is built in a `.partial` directory beside its final place and renamed into place when
-//! complete, so a failed or interrupted build never leaves a half image that looks whole.
+//! Chapter 9 adds real images: [`digest`] and [`oci`] (the format), [`extract`] and
+//! [`layer`] (safe unpacking), [`store`] (blobs by digest, layers by chain id, names),
+//! [`archive`] (layouts and docker's archives), [`reference`](mod@reference), [`registry`] and
+//! [`distribution`] (pull and push), [`pack`] (a directory as a reproducible layer),
+//! [`run`] (a config as a process), [`listing`] and [`progress`] (what the commands
+//! print), and [`demo`] (the chapter's two images). The default image is one of them too:
+//! packed into a layer and added to the store when it is built.
 
 pub mod archive;
 pub mod default;
