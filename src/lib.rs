@@ -9,6 +9,7 @@
 //! | [`rootfs`] | checking a root filesystem, chroot, the chroot escape | ch01-chroot |
 //! | [`process`] | how a container's process ended, in the shell's terms | ch01-chroot |
 //! | [`image`] | the default image, built offline; OCI images: digests, safe extraction, the layer store, archives, a registry client | ch01-chroot; ch09-images |
+//! | [`build`] | Containerfiles: parsed into instructions (more in chapter 10) | ch10-build |
 //! | [`store`] | where nutshell writes: the data and state directories, file locks | ch01-chroot |
 //! | [`cli`] | the flags and error printing every chapter binary shares | ch01-chroot |
 //! | [`namespaces`] | the eight namespace kinds, unshare, the time namespace's offsets | `nutshell doctor`; ch02-namespaces |
@@ -29,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+pub mod build;
 pub mod capabilities;
 pub mod cgroups;
 pub mod chapters;
