@@ -631,9 +631,10 @@ without a journal, a create skips recently freed inodes: a removal would slow th
     Ok(out)
 }
 
+/// Today's date, UTC, as YYYY-MM-DD (the library's RFC 3339 formatting, cut to the date).
 fn today() -> String {
-    let output = Command::new("date").args(["-u", "+%Y-%m-%d"]).output();
-    output
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    nutshell::image::pack::rfc3339(now)[..10].to_string()
 }

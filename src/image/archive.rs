@@ -26,7 +26,8 @@ use super::digest::{Digest, HashingReader};
 use super::extract::{self, Limits, Privilege};
 use super::oci::{self, Descriptor, Index, Manifest, Platform, media};
 use super::store::{
-    BlobSource, MAX_DOCUMENT, OciStore, Progress, StoreError, StoredImage, Unpacker, normalize_name,
+    BlobSource, MAX_DOCUMENT, OciStore, Progress, StoreError, StoredImage, Unpacker,
+    normalize_name, read_document_at,
 };
 
 /// The annotation that tags a manifest in a layout's index.
@@ -291,24 +292,10 @@ fn resolve_manifest(
 /// A small blob of an unpacked layout, checked against its digest.
 fn read_blob_file(dir: &Path, origin: &Path, digest: &Digest) -> Result<Vec<u8>, ArchiveError> {
     let path = dir.join("blobs/sha256").join(digest.hex());
-    let file = File::open(&path).map_err(io_err("open", &path))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_DOCUMENT + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err("read", &path))?;
-    let actual = Digest::of(&bytes);
-    if &actual != digest {
-        return Err(ArchiveError::NotAnImage {
-            path: origin.to_path_buf(),
-            reason: StoreError::DigestMismatch {
-                expected: digest.clone(),
-                actual,
-                size: bytes.len() as u64,
-            }
-            .to_string(),
-        });
-    }
-    Ok(bytes)
+    read_document_at(&path, digest).map_err(|e| ArchiveError::NotAnImage {
+        path: origin.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 /// A docker archive: a manifest of our own per entry, from its config and layer files.

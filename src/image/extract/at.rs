@@ -41,21 +41,12 @@ pub(super) fn open_dir_path(path: &Path) -> io::Result<OwnedFd> {
 /// Open the directory `name` in `dir`, with the kernel resolving it inside `dir` as if
 /// `dir` were `/` and following no symlink at all (ELOOP if `name` is one).
 pub(super) fn open_beneath(dir: &OwnedFd, name: &CString) -> io::Result<OwnedFd> {
-    // SAFETY: open_how is plain integers; all zero is "no flags".
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: `how` and `name` outlive the call; the size is the struct's.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    fd_result(fd)
+    openat2(
+        dir,
+        name,
+        libc::O_DIRECTORY | libc::O_RDONLY | libc::O_NOFOLLOW,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+    )
 }
 // ANCHOR_END: open_beneath
 
@@ -88,14 +79,15 @@ pub fn read_file_in(root: &Path, path: &str, max: u64) -> io::Result<InLayer> {
         let parent = parent
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| ".".to_string());
-        let Ok(fd) = openat2_raw(&dir, &parent, libc::O_RDONLY | libc::O_DIRECTORY, resolve) else {
+        let Ok(fd) = openat2_path(&dir, &parent, libc::O_RDONLY | libc::O_DIRECTORY, resolve)
+        else {
             return false;
         };
         ["user.overlay.opaque", "trusted.overlay.opaque"]
             .iter()
             .any(|key| get_xattr(&fd, key).is_ok_and(|v| v == b"y"))
     };
-    let fd = match openat2_raw(&dir, path, libc::O_PATH, resolve) {
+    let fd = match openat2_path(&dir, path, libc::O_PATH, resolve) {
         Ok(fd) => fd,
         Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
             return Ok(InLayer::Missing { opaque: opaque() });
@@ -118,13 +110,9 @@ pub fn read_file_in(root: &Path, path: &str, max: u64) -> io::Result<InLayer> {
     Ok(InLayer::File(bytes))
 }
 
-pub(super) fn openat2_raw(
-    dir: &OwnedFd,
-    path: &str,
-    flags: libc::c_int,
-    resolve: u64,
-) -> io::Result<OwnedFd> {
-    let name = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+/// openat2(2) of `name` in `dir` with `flags` (always close-on-exec) and `resolve`:
+/// libc has the struct but no wrapper.
+fn openat2(dir: &OwnedFd, name: &CString, flags: libc::c_int, resolve: u64) -> io::Result<OwnedFd> {
     // SAFETY: open_how is plain integers; all zero is "no flags".
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
@@ -140,6 +128,17 @@ pub(super) fn openat2_raw(
         )
     };
     fd_result(fd)
+}
+
+/// [`openat2`] of a path given as text.
+fn openat2_path(
+    dir: &OwnedFd,
+    path: &str,
+    flags: libc::c_int,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    let name = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    openat2(dir, &name, flags, resolve)
 }
 
 pub(super) fn get_xattr(fd: &OwnedFd, key: &str) -> io::Result<Vec<u8>> {

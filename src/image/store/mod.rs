@@ -357,29 +357,34 @@ impl OciStore {
 
     /// Read a small blob (a manifest, an index, a config) whole, checking its digest.
     pub fn read_document(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
-        let path = self.blob_path(digest);
-        let file = File::open(&path).map_err(io_err("open blob", &path))?;
-        let mut bytes = Vec::new();
-        file.take(MAX_DOCUMENT + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io_err("read blob", &path))?;
-        if bytes.len() as u64 > MAX_DOCUMENT {
-            return Err(StoreError::BadDocument {
-                what: "document",
-                digest: digest.clone(),
-                reason: format!("larger than {MAX_DOCUMENT} bytes"),
-            });
-        }
-        let actual = Digest::of(&bytes);
-        if &actual != digest {
-            return Err(StoreError::DigestMismatch {
-                expected: digest.clone(),
-                actual,
-                size: bytes.len() as u64,
-            });
-        }
-        Ok(bytes)
+        read_document_at(&self.blob_path(digest), digest)
     }
+}
+
+/// Read the small blob at `path` (a manifest, an index, a config, wherever it is kept)
+/// whole, refusing one over [`MAX_DOCUMENT`] or one that is not `digest`.
+pub fn read_document_at(path: &Path, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+    let file = File::open(path).map_err(io_err("open blob", path))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_DOCUMENT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err("read blob", path))?;
+    if bytes.len() as u64 > MAX_DOCUMENT {
+        return Err(StoreError::BadDocument {
+            what: "document",
+            digest: digest.clone(),
+            reason: format!("larger than {MAX_DOCUMENT} bytes"),
+        });
+    }
+    let actual = Digest::of(&bytes);
+    if &actual != digest {
+        return Err(StoreError::DigestMismatch {
+            expected: digest.clone(),
+            actual,
+            size: bytes.len() as u64,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Give a received blob its name. A blob is content, not a secret: readable by all, as
