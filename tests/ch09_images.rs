@@ -734,3 +734,27 @@ fn a_bad_reference_or_a_missing_image_is_one_line_and_makes_nothing() {
     assert!(!data.path().join("layers").exists(), "a layer was made");
     common::assert_nothing_left(data.path());
 }
+
+/// The book's worked example: the diff id of an empty layer (a tar of no entries is its
+/// two end blocks, 1024 zero bytes), and the chain ids of that layer stacked three times.
+#[test]
+fn chain_ids_worked_through_for_three_empty_layers() {
+    use nutshell::image::digest::{Digest, chain_ids};
+    let empty_tar = tar::Builder::new(Vec::new())
+        .into_inner()
+        .expect("an empty tar");
+    assert_eq!(empty_tar, vec![0u8; 1024]);
+    let diff_id = Digest::of(&empty_tar);
+    let mut text = format!("diff id of an empty layer (1024 zero bytes): {diff_id}\n");
+    let chain = chain_ids(&[diff_id.clone(), diff_id.clone(), diff_id.clone()]);
+    for (i, id) in chain.iter().enumerate() {
+        let how = match i {
+            0 => "its diff id".to_string(),
+            _ => format!("sha256(\"{} {diff_id}\")", chain[i - 1]),
+        };
+        text.push_str(&format!("layer {}: chain id {id}\n  = {how}\n", i + 1));
+    }
+    insta::with_settings!({ omit_expression => true, prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("ch09_chain_ids", text);
+    });
+}
