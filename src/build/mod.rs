@@ -8,7 +8,13 @@
 //! [`Instruction`]s, each with its line and its text as written, which the build cache
 //! will hash. Variable substitution and execution come later in the chapter.
 
+pub mod cache;
+pub mod context;
+pub mod layer;
 pub mod parse;
+pub mod stages;
+pub mod subst;
+pub mod tree;
 
 pub use parse::{
     Command, Containerfile, CopySpec, Instruction, Located, ParseError, ParseErrorKind, parse,

@@ -58,6 +58,9 @@ use serde::Serialize;
 pub struct Containerfile {
     /// Every instruction, with where it was written.
     pub instructions: Vec<Located>,
+    /// The escape character (`\\`, or `` ` `` from the `escape` directive), which the
+    /// build's variable substitution needs too.
+    pub escape: char,
 }
 
 /// One instruction and where it came from.
@@ -319,7 +322,10 @@ pub fn parse(text: &str, file: &Path) -> Result<Containerfile, ParseError> {
         }
         .in_file(file));
     }
-    Ok(Containerfile { instructions })
+    Ok(Containerfile {
+        instructions,
+        escape: lexed.escape,
+    })
 }
 
 #[cfg(test)]
