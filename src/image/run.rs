@@ -78,16 +78,29 @@ pub fn process_for(image: &StoredImage, command: &[String]) -> Result<Process, R
         process.cwd = PathBuf::from(dir);
     }
     if let Some(user) = config.user.as_deref().filter(|u| !u.is_empty()) {
-        process.user = resolve_user(image, user)?;
+        let tree = crate::build::tree::LayeredTree::new(&image.layer_dirs);
+        process.user = resolve_user_in(&tree, &image.name, user)?;
     }
     Ok(process)
 }
 // ANCHOR_END: process_for
 
-/// `uid[:gid]` or `name[:group]`, names from the image's own files.
-fn resolve_user(image: &StoredImage, user: &str) -> Result<User, RunConfigError> {
+/// `uid[:gid]` or `name[:group]` as user and group ids, names looked up in the
+/// `/etc/passwd` and `/etc/group` of `tree`, the layers of image `image`.
+pub fn resolve_user_in(
+    tree: &crate::build::tree::LayeredTree,
+    image: &str,
+    user: &str,
+) -> Result<User, RunConfigError> {
+    let image_file = |path: &str| {
+        tree.read_file(std::path::Path::new(path), 1 << 20)
+            .ok()
+            .flatten()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    };
     let fail = |reason: String| RunConfigError::User {
-        image: image.name.clone(),
+        image: image.to_string(),
         user: user.to_string(),
         reason,
     };
@@ -95,7 +108,7 @@ fn resolve_user(image: &StoredImage, user: &str) -> Result<User, RunConfigError>
         Some((n, g)) => (n, Some(g)),
         None => (user, None),
     };
-    let passwd = image_file(image, "etc/passwd");
+    let passwd = image_file("etc/passwd");
     let (uid, primary_gid) = match name.parse::<u32>() {
         Ok(uid) => {
             let gid = lookup(&passwd, |f| f.get(2) == Some(&name))
@@ -118,7 +131,7 @@ fn resolve_user(image: &StoredImage, user: &str) -> Result<User, RunConfigError>
         Some(group) => match group.parse::<u32>() {
             Ok(gid) => gid,
             Err(_) => {
-                let groups = image_file(image, "etc/group");
+                let groups = image_file("etc/group");
                 lookup(&groups, |f| f.first() == Some(&group))
                     .and_then(|f| f.get(2).and_then(|g| g.parse().ok()))
                     .ok_or_else(|| fail(format!("no group {group:?} in the image's /etc/group")))?
@@ -131,20 +144,6 @@ fn resolve_user(image: &StoredImage, user: &str) -> Result<User, RunConfigError>
         additional_gids: Vec::new(),
         umask: None,
     })
-}
-
-/// A file of the image as its overlay would show it: from the top-most layer that has
-/// it, unless a layer above deleted it (a whiteout) or hid the layers below (opaque).
-fn image_file(image: &StoredImage, path: &str) -> String {
-    use super::extract::{InLayer, read_file_in};
-    for layer in image.layer_dirs.iter().rev() {
-        match read_file_in(layer, path, 1 << 20) {
-            Ok(InLayer::File(bytes)) => return String::from_utf8_lossy(&bytes).into_owned(),
-            Ok(InLayer::Whiteout) | Ok(InLayer::Missing { opaque: true }) => break,
-            Ok(InLayer::Missing { opaque: false }) | Err(_) => {}
-        }
-    }
-    String::new()
 }
 
 fn lookup<'a>(text: &'a str, matches: impl Fn(&Vec<&'a str>) -> bool) -> Option<Vec<&'a str>> {

@@ -23,6 +23,12 @@ pub struct CallerUnpacker {
 }
 
 impl CallerUnpacker {
+    /// The maps a rootless caller's layers are unpacked with (their files belong to
+    /// host ids through them); `None` for root, whose layers keep the image's ids.
+    pub fn maps(&self) -> Option<&IdMaps> {
+        self.maps.as_ref()
+    }
+
     /// The unpacker for the caller `facts` describes.
     pub fn new(facts: &HostFacts) -> Result<CallerUnpacker, super::LaunchError> {
         Ok(CallerUnpacker {

@@ -98,7 +98,7 @@ impl OciStore {
         })?;
         // Every blob is in the store now: adding it fetches nothing, and unpacks the layer
         // from its blob the way an imported one is, which checks the packing too.
-        self.add_image(name, &manifest_json, &mut AllPresent, unpacker, &mut Quiet)
+        self.add_local(name, &manifest_json, unpacker)
     }
     // ANCHOR_END: add_tree
 
@@ -137,47 +137,13 @@ impl OciStore {
         let chains = chain_ids(&config.rootfs.diff_ids);
         for (i, layer) in manifest.layers.iter().enumerate() {
             self.fetch(layer, source, progress, &format!("layer {}", i + 1))?;
-            let dest = self.layer_dir(&chains[i]);
-            progress.begin(&format!("unpack {}", layer.digest.short()), 0);
-            if dest.is_dir() {
-                progress.end("already unpacked");
-                continue;
-            }
-            let parent = self.data.join("layers");
-            fs::create_dir_all(&parent).map_err(io_err("make", &parent))?;
-            let partial = parent.join(format!(
-                ".{}.partial-{}",
-                chains[i].hex(),
-                std::process::id()
-            ));
-            remove_layer_dir(&partial);
-            let unpacked = unpacker.unpack(
-                &self.blob_path(&layer.digest),
-                &layer.digest,
+            self.unpack_locked(
+                layer,
                 &config.rootfs.diff_ids[i],
-                &partial,
+                &chains[i],
+                unpacker,
+                progress,
             )?;
-            fs::rename(&partial, &dest).map_err(|source| {
-                remove_layer_dir(&partial);
-                StoreError::Io {
-                    operation: "move the unpacked layer to",
-                    path: dest.clone(),
-                    source,
-                }
-            })?;
-            progress.end(&format!(
-                "{} entries, {} bytes{}",
-                unpacked.entries,
-                unpacked.bytes,
-                if unpacked.skipped_devices.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        ", {} device nodes left out (only root makes them)",
-                        unpacked.skipped_devices.len()
-                    )
-                }
-            ));
         }
         self.put_bytes(
             manifest
@@ -190,6 +156,80 @@ impl OciStore {
         self.image_from(&name, &manifest_digest)
     }
     // ANCHOR_END: add_image
+
+    /// Add the image whose manifest is `manifest_bytes` and whose blobs are all in the
+    /// store already (a build wrote them): its layers are unpacked if they are not yet.
+    pub fn add_local(
+        &self,
+        name: &str,
+        manifest_bytes: &[u8],
+        unpacker: &dyn Unpacker,
+    ) -> Result<StoredImage, StoreError> {
+        self.add_image(name, manifest_bytes, &mut AllPresent, unpacker, &mut Quiet)
+    }
+
+    /// Unpack the layer blob `layer` (uncompressed digest `diff_id`) as the layer whose
+    /// chain id is `chain`, unless the store has it already; returns its directory. The
+    /// blob must be in the store.
+    pub fn ensure_layer(
+        &self,
+        layer: &Descriptor,
+        diff_id: &Digest,
+        chain: &Digest,
+        unpacker: &dyn Unpacker,
+    ) -> Result<PathBuf, StoreError> {
+        let _lock = self.lock()?;
+        self.unpack_locked(layer, diff_id, chain, unpacker, &mut Quiet)
+    }
+
+    /// [`OciStore::ensure_layer`], with the store's lock held.
+    fn unpack_locked(
+        &self,
+        layer: &Descriptor,
+        diff_id: &Digest,
+        chain: &Digest,
+        unpacker: &dyn Unpacker,
+        progress: &mut dyn Progress,
+    ) -> Result<PathBuf, StoreError> {
+        let dest = self.layer_dir(chain);
+        progress.begin(&format!("unpack {}", layer.digest.short()), 0);
+        if dest.is_dir() {
+            progress.end("already unpacked");
+            return Ok(dest);
+        }
+        let parent = self.data.join("layers");
+        fs::create_dir_all(&parent).map_err(io_err("make", &parent))?;
+        let partial = parent.join(format!(".{}.partial-{}", chain.hex(), std::process::id()));
+        remove_layer_dir(&partial);
+        let unpacked = unpacker.unpack(
+            &self.blob_path(&layer.digest),
+            &layer.digest,
+            diff_id,
+            &partial,
+        )?;
+        fs::rename(&partial, &dest).map_err(|source| {
+            remove_layer_dir(&partial);
+            StoreError::Io {
+                operation: "move the unpacked layer to",
+                path: dest.clone(),
+                source,
+            }
+        })?;
+        progress.end(&format!(
+            "{} entries, {} bytes{}",
+            unpacked.entries,
+            unpacked.bytes,
+            if unpacked.skipped_devices.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} device nodes left out (only root makes them)",
+                    unpacked.skipped_devices.len()
+                )
+            }
+        ));
+        Ok(dest)
+    }
 
     /// Fetch one blob from `source` unless the store has it.
     fn fetch(
