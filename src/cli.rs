@@ -514,6 +514,79 @@ impl NetworkArgs {
     }
 }
 
+/// `nutshell build`'s flags, docker build's names (chapter 10).
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    /// The image's name, NAME[:TAG]
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub tag: String,
+    /// The Containerfile [default: CONTEXT/Containerfile, then CONTEXT/Dockerfile]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// A build argument for an ARG, NAME=VALUE; repeatable
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_args: Vec<String>,
+    /// Run every step, whatever the cache holds
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Build this stage (FROM ... AS NAME) and what it needs, not the last one
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// The network of RUN steps: none (only lo) or bridge (chapter 8's, root only)
+    #[arg(long, value_name = "MODE", default_value = "none")]
+    pub network: String,
+    /// The build context: the directory COPY and ADD read from
+    #[arg(value_name = "CONTEXT")]
+    pub context: PathBuf,
+}
+
+impl BuildArgs {
+    /// The build these flags ask for, checked.
+    pub fn options(&self) -> Result<crate::build::engine::BuildOptions, CliError> {
+        use crate::build::engine::{BuildNetwork, BuildOptions};
+        let mut build_args = std::collections::BTreeMap::new();
+        for arg in &self.build_args {
+            // Docker: `--build-arg NAME` alone takes NAME's value from the environment.
+            let (name, value) = match arg.split_once('=') {
+                Some((name, value)) => (name.to_string(), value.to_string()),
+                None => match std::env::var(arg) {
+                    Ok(value) => (arg.clone(), value),
+                    Err(_) => continue,
+                },
+            };
+            if name.is_empty() {
+                return Err(CliError::Flag {
+                    flag: "--build-arg",
+                    value: arg.clone(),
+                    rule: ": want NAME=VALUE".to_string(),
+                });
+            }
+            build_args.insert(name, value);
+        }
+        let network = match self.network.as_str() {
+            "none" => BuildNetwork::None,
+            "bridge" => BuildNetwork::Bridge,
+            other => {
+                return Err(CliError::Flag {
+                    flag: "--network",
+                    value: other.to_string(),
+                    rule: ": a build's RUN steps take none or bridge".to_string(),
+                });
+            }
+        };
+        Ok(BuildOptions {
+            context: self.context.clone(),
+            file: self.file.clone(),
+            tag: self.tag.clone(),
+            build_args,
+            no_cache: self.no_cache,
+            target: self.target.clone(),
+            network,
+            epoch: crate::image::pack::source_date_epoch(),
+        })
+    }
+}
+
 /// A flag that takes a count or a size: a negative one is an error, not "unlimited".
 pub fn non_negative(flag: &'static str, value: Option<i64>) -> Result<Option<u64>, CliError> {
     value

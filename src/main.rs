@@ -1,4 +1,4 @@
-//! `nutshell`: the runtime the chapters build. For now: `doctor`, images (the default
+//! `nutshell`: the runtime the chapters build. For now: `doctor`, `build`, images (the default
 //! one, import and save, pull and push, the store's commands), a container from a spec
 //! file, `cleanup` and `clean`.
 
@@ -39,6 +39,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Build an image from a Containerfile: each RUN in a container, its changes a layer.
+    Build(nutshell::cli::BuildArgs),
     /// Pull an image from a registry (the OCI distribution API).
     Pull {
         /// The image: [REGISTRY/]REPOSITORY[:TAG|@DIGEST], such as localhost:5000/webapp
@@ -240,6 +242,21 @@ fn main() -> std::process::ExitCode {
                 for path in removed {
                     println!("removed {}", path.display());
                 }
+            }
+            Command::Build(args) => {
+                let options = args.options()?;
+                let facts = HostFacts::detect();
+                // `FROM default` works on a fresh machine too.
+                ImageStore::new(&facts.data_dir).ensure_default(Source::Auto, Path::new("/"))?;
+                let store = OciStore::new(&facts.data_dir);
+                let unpacker = CallerUnpacker::new(&facts)?;
+                nutshell::build::engine::build(
+                    &options,
+                    &store,
+                    &facts,
+                    &unpacker,
+                    &mut std::io::stdout(),
+                )?;
             }
             Command::Pull {
                 reference,
