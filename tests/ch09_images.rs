@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::registry::{Registry, run_tool, skopeo};
+use common::registry::{Registry, in_storage, skopeo};
 use common::{binary, data_dir, output_within, snapshot_settings};
 
 const NUTSHELL: &str = env!("CARGO_BIN_EXE_nutshell");
@@ -181,19 +181,7 @@ fn skopeo_reads_a_saved_layout_and_podman_loads_a_saved_archive() {
         ],
     );
     let storage = data.path().join("podman");
-    let podman = |args: &[&str]| {
-        let mut all = vec![
-            "--root".to_string(),
-            storage.join("root").display().to_string(),
-            "--runroot".to_string(),
-            storage.join("run").display().to_string(),
-            "--storage-driver".to_string(),
-            "vfs".to_string(),
-        ];
-        all.extend(args.iter().map(|a| a.to_string()));
-        let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        run_tool("podman", &all)
-    };
+    let podman = |args: &[&str]| in_storage("podman", &storage, args);
     let loaded = podman(&["load", "-i", archive.to_str().expect("utf-8")]);
     let said = String::from_utf8_lossy(&loaded.stdout);
     assert!(said.contains("nutshell-test/default:v1"), "{said}");

@@ -117,8 +117,6 @@ pub enum Sources<'a> {
         name: &'a str,
         /// Its layers.
         tree: &'a LayeredTree,
-        /// How its layer files' owners read.
-        owners: Owners<'a>,
     },
 }
 
@@ -240,7 +238,9 @@ pub fn write_copy_layer<W: io::Write>(
                 entries.insert(dest.join(&relative), entry_for(copy, &host)?);
             }
         } else if copy.unpack_archives && is_archive(&source.host) {
-            archives.push((source.host.clone(), source.shown.clone(), dest));
+            // An archive unpacks into the destination itself, a directory.
+            let into = resolve_parent(image, Path::new(copy.dest.trim_end_matches('/')))?;
+            archives.push((source.host.clone(), source.shown.clone(), into));
         } else {
             entries.insert(dest, entry_for(copy, &source.host)?);
         }
@@ -372,18 +372,15 @@ fn plan_sources(
             dest: copy.dest.clone(),
         });
     }
+    let many = planned.len() > 1;
     for source in &mut planned {
-        let into_dir = dest_is_dir || planned_len_gt_one(copy);
+        let into_dir = dest_is_dir || many;
         if !source.contents_of_dir && into_dir {
             let name = source.host.file_name().unwrap_or_default().to_os_string();
             source.dest = dest.join(name);
         }
     }
     Ok(planned)
-}
-
-fn planned_len_gt_one(copy: &Copy<'_>) -> bool {
-    copy.sources.len() > 1
 }
 
 /// `path` relative to the image root, its directories' symlinks resolved in the image.

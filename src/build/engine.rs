@@ -124,6 +124,16 @@ pub enum StepOutcome {
     Built,
 }
 
+impl std::fmt::Display for StepOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StepOutcome::Config => "config only",
+            StepOutcome::Cached => "CACHED",
+            StepOutcome::Built => "ran",
+        })
+    }
+}
+
 /// What a build made.
 #[derive(Debug)]
 pub struct Built {
@@ -383,6 +393,17 @@ impl Builder<'_> {
             let started = Instant::now();
             self.begin(&format!("{label} {}", step.text));
             let outcome = self.step(&mut working, step, globals, graph, index)?;
+            if outcome == StepOutcome::Config
+                && !matches!(step.instruction, Instruction::Arg { .. })
+            {
+                // Docker records every instruction in the history; these made no layer.
+                working.config.history.push(oci::History {
+                    created: Some(crate::image::pack::rfc3339(self.options.epoch)),
+                    created_by: Some(format!("{} # nutshell build", step.text)),
+                    empty_layer: true,
+                    ..Default::default()
+                });
+            }
             self.end(started, outcome, &label, &keyword(step));
         }
         Ok(working)
@@ -683,6 +704,12 @@ impl Builder<'_> {
             .iter()
             .map(|s| word(s))
             .collect::<Result<_, _>>()?;
+        if let Some(url) = sources
+            .iter()
+            .find(|s| s.starts_with("http://") || s.starts_with("https://"))
+        {
+            return Err(self.fail(step, super::copy::CopyError::Url(url.clone())));
+        }
         let mut dest = word(&spec.dest)?;
         if !dest.starts_with('/') {
             let workdir = working
@@ -772,11 +799,7 @@ impl Builder<'_> {
             let image = LayeredTree::new(&w.dirs);
             let from_tree = from.as_ref().map(|(_, s)| LayeredTree::new(&s.dirs));
             let sources = match (&from, &from_tree) {
-                (Some((name, _)), Some(tree)) => Sources::Tree {
-                    name,
-                    tree,
-                    owners: this.tree_owners(),
-                },
+                (Some((name, _)), Some(tree)) => Sources::Tree { name, tree },
                 _ => Sources::Context {
                     dir: &this.options.context,
                     ignore: &this.ignore,
@@ -851,9 +874,19 @@ impl Builder<'_> {
             upper: Upper::Managed { keep: true },
             idmap: privileged,
         };
-        if self.options.network == BuildNetwork::None {
-            // Its own network namespace with only `lo`, as `--network none` gives.
-            spec.network = Some(spec::Network::Loopback);
+        match self.options.network {
+            // Its own network namespace with only `lo` up, as `--network none` gives;
+            // for a normal user, whose nutshell cannot enter the namespace to set `lo`
+            // up, the namespace as the kernel makes it.
+            BuildNetwork::None if privileged => spec.network = Some(spec::Network::Loopback),
+            BuildNetwork::None => spec.network = None,
+            BuildNetwork::Bridge if !privileged => {
+                return Err(
+                    "--network bridge needs root; a normal user's RUN steps get no network"
+                        .to_string(),
+                );
+            }
+            BuildNetwork::Bridge => {}
         }
         // The environment: the image's, and the build arguments in effect.
         let mut env = working.env();
@@ -904,15 +937,53 @@ impl Builder<'_> {
             .collect();
         remove_mount_stubs(&upper, &stubs, &LayeredTree::new(&working.dirs))
             .map_err(|e| e.to_string())?;
-        let owners = match &maps {
-            Some(maps) => Owners::Mapped(maps),
-            None => Owners::AsTheyAre,
-        };
-        pack_upper(&upper, out, self.options.epoch, owners)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        match &maps {
+            // A normal user with subordinate ids: the upper holds files of ids it may
+            // not read, so the namespace's root packs it.
+            Some(maps) if !privileged && maps.uid_count() > 1 => {
+                self.pack_as_mapped_root(maps, &upper, out)
+            }
+            Some(maps) => pack_upper(&upper, out, self.options.epoch, Owners::Mapped(maps))
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            None => pack_upper(&upper, out, self.options.epoch, Owners::AsTheyAre)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        }
     }
     // ANCHOR_END: run_layer
+
+    /// Pack `upper` in a user namespace with `maps`, as its root, then copy the tar to
+    /// `out`.
+    fn pack_as_mapped_root(
+        &self,
+        maps: &crate::userns::IdMaps,
+        upper: &Path,
+        out: &mut dyn Write,
+    ) -> Result<(), String> {
+        let scratch = self.store.scratch_dir();
+        std::fs::create_dir_all(&scratch)
+            .map_err(|e| format!("make {}: {e}", scratch.display()))?;
+        let dir = tempfile::Builder::new()
+            .prefix("pack-")
+            .tempdir_in(&scratch)
+            .map_err(|e| format!("make a scratch directory in {}: {e}", scratch.display()))?;
+        let output = dir.path().join("layer.tar");
+        let builtin = crate::workloads::Builtin::PackUpper {
+            upper: upper.to_path_buf(),
+            output: output.clone(),
+            epoch: self.options.epoch,
+        };
+        let exit =
+            launch::run_as_mapped_root(maps, builtin, self.facts).map_err(|e| e.to_string())?;
+        if exit.code() != 0 {
+            return Err(format!("the packing helper {exit} (its error is above)"));
+        }
+        let mut tar =
+            std::fs::File::open(&output).map_err(|e| format!("open {}: {e}", output.display()))?;
+        io::copy(&mut tar, out).map_err(|e| format!("copy {}: {e}", output.display()))?;
+        Ok(())
+    }
 
     // ANCHOR: export
     /// Write `working`'s config and manifest and name the image.

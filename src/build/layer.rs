@@ -30,7 +30,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::tree::{is_opaque, is_whiteout, xattr};
+use super::tree::{has_xattr, is_opaque, is_whiteout};
 use crate::userns::IdMaps;
 
 /// OCI's prefix for a deleted path's marker.
@@ -342,7 +342,7 @@ impl<W: Write> UpperPacker<'_, W> {
                 ("trusted.overlay.metacopy", "metacopy"),
                 ("user.overlay.metacopy", "metacopy"),
             ] {
-                if xattr(&full, key).is_some() {
+                if has_xattr(&full, key) {
                     return Err(LayerError::OverlayFeature { path, feature });
                 }
             }
@@ -398,6 +398,55 @@ impl<W: Write> UpperPacker<'_, W> {
     }
 }
 // ANCHOR_END: pack_upper
+
+// ANCHOR: describe_layer
+/// One line per entry of the layer tar `reader`, in the layer's order, saying what
+/// unpacking it does: `whiteout etc/group` for `etc/.wh.group`, `opaque opt/a` for
+/// `opt/a/.wh..wh..opq`, else the entry's type, mode, owner and path.
+pub fn describe_layer(reader: impl io::Read) -> io::Result<Vec<String>> {
+    let mut archive = tar::Archive::new(reader);
+    let mut lines = Vec::new();
+    for entry in archive.entries()? {
+        let entry = entry?;
+        let path = entry.path()?.into_owned();
+        let header = entry.header();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let parent = path.parent().unwrap_or(Path::new(""));
+        let line = if name == OPAQUE_MARKER {
+            format!(
+                "opaque    {}/   (hides the lower layers' entries)",
+                parent.display()
+            )
+        } else if let Some(deleted) = name.strip_prefix(WHITEOUT_PREFIX) {
+            format!("whiteout  {}   (deleted)", parent.join(deleted).display())
+        } else {
+            let kind = match header.entry_type() {
+                tar::EntryType::Directory => "dir",
+                tar::EntryType::Symlink => "symlink",
+                tar::EntryType::Link => "hardlink",
+                tar::EntryType::Fifo => "fifo",
+                tar::EntryType::Char | tar::EntryType::Block => "device",
+                _ => "file",
+            };
+            let mut line = format!(
+                "{kind:<9} {} {:04o} {}:{}",
+                path.display(),
+                header.mode()? & 0o7777,
+                header.uid()?,
+                header.gid()?
+            );
+            if let Some(target) = entry.link_name()? {
+                line.push_str(&format!(" -> {}", target.display()));
+            } else if kind == "file" {
+                line.push_str(&format!(" ({} bytes)", header.size()?));
+            }
+            line
+        };
+        lines.push(line);
+    }
+    Ok(lines)
+}
+// ANCHOR_END: describe_layer
 
 #[cfg(test)]
 mod tests {

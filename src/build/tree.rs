@@ -197,33 +197,22 @@ pub fn is_whiteout(meta: &Metadata) -> bool {
 }
 
 /// Whether directory `dir` carries overlayfs's opaque mark (`trusted.` as root made it,
-/// `user.` in a user namespace).
+/// `user.` in a user namespace); an xattr that cannot be read is no mark.
 pub fn is_opaque(dir: &Path) -> bool {
-    ["trusted.overlay.opaque", "user.overlay.opaque"]
-        .iter()
-        .any(|name| xattr(dir, name).is_some_and(|v| v == b"y"))
+    crate::overlay::changes::is_opaque(dir).unwrap_or(false)
 }
 
-/// The value of xattr `name` on `path` itself, if it has one (lgetxattr(2)).
-pub fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+/// Whether `path` itself (not following a symlink) has xattr `name`, whatever its size.
+pub fn has_xattr(path: &Path, name: &str) -> bool {
     use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let name = std::ffi::CString::new(name).ok()?;
-    let mut value = vec![0u8; 256];
-    // SAFETY: both strings are NUL-terminated and the buffer is as long as we say.
-    let n = unsafe {
-        libc::lgetxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            value.as_mut_ptr().cast(),
-            value.len(),
-        )
+    let (Ok(path), Ok(name)) = (
+        std::ffi::CString::new(path.as_os_str().as_bytes()),
+        std::ffi::CString::new(name),
+    ) else {
+        return false;
     };
-    if n < 0 {
-        return None;
-    }
-    value.truncate(n as usize);
-    Some(value)
+    // SAFETY: NUL-terminated strings; size 0 asks only for the value's length.
+    unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) >= 0 }
 }
 
 /// The normal components of a relative-or-absolute image path; `..` is refused.

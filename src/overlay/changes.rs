@@ -184,7 +184,7 @@ fn in_any_lower(lowers: &[PathBuf], relative: &Path) -> bool {
 }
 
 /// Whether `dir` carries overlayfs's opaque mark (`y`) in either xattr namespace.
-fn is_opaque(dir: &Path) -> Result<bool, OverlayError> {
+pub(crate) fn is_opaque(dir: &Path) -> Result<bool, OverlayError> {
     for name in OPAQUE_XATTRS {
         if read_xattr(dir, name)?.is_some_and(|value| value == b"y") {
             return Ok(true);

@@ -31,7 +31,7 @@
 //! [user_namespaces(7)](https://man7.org/linux/man-pages/man7/user_namespaces.7.html),
 //! and the kernel's [overlayfs documentation](https://docs.kernel.org/filesystems/overlayfs.html).
 
-mod changes;
+pub(crate) mod changes;
 mod digest;
 mod options;
 mod scratch;

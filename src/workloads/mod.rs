@@ -98,6 +98,17 @@ pub enum Builtin {
         /// The directory to make.
         dest: PathBuf,
     },
+    /// Chapter 10, rootless: pack a RUN step's upper into a layer tar, as the user
+    /// namespace's root, who may read every file in it (its user, outside, may not
+    /// read what the container gave to its other ids).
+    PackUpper {
+        /// The upper directory.
+        upper: PathBuf,
+        /// The tar to write (made new).
+        output: PathBuf,
+        /// The mtime to clamp to.
+        epoch: u64,
+    },
     /// Remove directory trees, as the user namespace's root: what a rootless container
     /// gave to its subordinate ids, its user cannot remove from outside.
     RemoveTrees {
@@ -148,6 +159,38 @@ impl Builtin {
                     }
                 }
             }
+            Builtin::PackUpper {
+                upper,
+                output,
+                epoch,
+            } => {
+                let packed = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(output)
+                    .map_err(|e| format!("create {}: {e}", output.display()))
+                    .and_then(|file| {
+                        crate::build::layer::pack_upper(
+                            upper,
+                            std::io::BufWriter::new(file),
+                            *epoch,
+                            crate::build::layer::Owners::AsTheyAre,
+                        )
+                        .map_err(|e| crate::cli::one_line(&e))
+                        .and_then(|(out, _)| {
+                            out.into_inner()
+                                .map_err(|e| e.to_string())
+                                .and_then(|f| f.sync_all().map_err(|e| e.to_string()))
+                        })
+                    });
+                match packed {
+                    Ok(()) => 0,
+                    Err(err) => {
+                        eprintln!("nutshell: {err}");
+                        1
+                    }
+                }
+            }
             Builtin::RemoveTrees { paths } => remove_trees(paths),
         }
     }
@@ -170,6 +213,13 @@ impl fmt::Display for Builtin {
             }
             Builtin::UnpackLayer { diff_id, .. } => {
                 write!(f, "unpack layer {diff_id} as the namespace's root")
+            }
+            Builtin::PackUpper { upper, .. } => {
+                write!(
+                    f,
+                    "pack {} into a layer as the namespace's root",
+                    upper.display()
+                )
             }
             Builtin::RemoveTrees { paths } => write!(
                 f,

@@ -226,6 +226,23 @@ pub fn skopeo(args: &[&str]) -> Output {
     run_tool("skopeo", args)
 }
 
+/// Run `program` (podman or buildah) with `args` in a storage of the test's own under
+/// `storage` (the vfs driver: plain directories, no mounts), never the machine's.
+pub fn in_storage(program: &str, storage: &Path, args: &[&str]) -> Output {
+    let root = storage.join("root").display().to_string();
+    let runroot = storage.join("run").display().to_string();
+    let mut all = vec![
+        "--root",
+        &root,
+        "--runroot",
+        &runroot,
+        "--storage-driver",
+        "vfs",
+    ];
+    all.extend_from_slice(args);
+    run_tool(program, &all)
+}
+
 /// Run `program ARGS` within [`TOOL_TIMEOUT`]; fail unless it succeeds.
 pub fn run_tool(program: &str, args: &[&str]) -> Output {
     let child = Command::new(program)

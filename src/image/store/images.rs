@@ -182,6 +182,7 @@ impl OciStore {
         self.unpack_locked(layer, diff_id, chain, unpacker, &mut Quiet)
     }
 
+    // ANCHOR: unpack_layer
     /// [`OciStore::ensure_layer`], with the store's lock held.
     fn unpack_locked(
         &self,
@@ -230,6 +231,7 @@ impl OciStore {
         ));
         Ok(dest)
     }
+    // ANCHOR_END: unpack_layer
 
     /// Fetch one blob from `source` unless the store has it.
     fn fetch(
