@@ -55,7 +55,7 @@ exercises-check:
 demo:
     cargo run -q --bin ch01-chroot
 
-# Benchmarks, as root: 1 and 10 containers on one overlay lower vs copies; container start with and without a bridge, TCP over the bridge vs loopback; unpacking a 100 MiB layer vs GNU tar and umoci (writes book/src/generated/ch07-bench.txt, ch08-bench.txt, ch09-bench.txt)
+# Benchmarks, as root: 1 and 10 containers on one overlay lower vs copies; container start with and without a bridge, TCP over the bridge vs loopback; unpacking a 100 MiB layer vs GNU tar and umoci; building examples/webapp without and with the cache vs buildah (writes book/src/generated/ch07-bench.txt, ch08-bench.txt, ch09-bench.txt, ch10-bench.txt)
 bench:
     #!/usr/bin/env bash
     if [ "$(id -u)" -ne 0 ]; then
@@ -64,7 +64,8 @@ bench:
     fi
     cargo bench --bench overlay_vs_copy
     cargo bench --bench network
-    exec cargo bench --bench unpack
+    cargo bench --bench unpack
+    exec cargo bench --bench build
 
 # Remove everything nutshell keeps for you (as root: /var/lib/nutshell and /run/nutshell; as a user: yours, also what your rootless containers gave to your subordinate ids) and the built book
 clean:
@@ -122,18 +123,19 @@ _net:
         exit 1
     fi
 
-# Chapter 9's peers: a real registry (docker-registry), skopeo and umoci (image formats
-# both ways, and the unpack benchmark), podman (loads what `nutshell image save` writes).
+# Chapters 9 and 10's peers: a real registry (docker-registry), skopeo and umoci (image
+# formats both ways, and the unpack benchmark), podman (loads what `nutshell image save`
+# writes), buildah (builds the same Containerfile, for comparison and the benchmark).
 _images:
     #!/usr/bin/env bash
     set -euo pipefail
-    if command -v docker-registry >/dev/null && command -v skopeo >/dev/null && command -v umoci >/dev/null && command -v podman >/dev/null && command -v htpasswd >/dev/null; then exit 0; fi
+    if command -v docker-registry >/dev/null && command -v skopeo >/dev/null && command -v umoci >/dev/null && command -v podman >/dev/null && command -v buildah >/dev/null && command -v htpasswd >/dev/null; then exit 0; fi
     if command -v apt-get >/dev/null; then
-        echo "installing docker-registry, skopeo, umoci, podman and apache2-utils (chapter 9's tests use them)"
+        echo "installing docker-registry, skopeo, umoci, podman, buildah and apache2-utils (chapters 9 and 10's tests use them)"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry skopeo umoci podman apache2-utils >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry skopeo umoci podman buildah apache2-utils >/dev/null
     else
-        echo "install docker-registry (distribution), skopeo, umoci and podman with your package manager; chapter 9's tests use them" >&2
+        echo "install docker-registry (distribution), skopeo, umoci, podman and buildah with your package manager; chapters 9 and 10's tests use them" >&2
         exit 1
     fi
 
