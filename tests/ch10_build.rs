@@ -919,3 +919,39 @@ fn a_normal_user_builds_with_its_subordinate_ids() {
     assert!(has("file      tmp/id 0644 1000:1000"), "{all:#?}");
     common::assert_nothing_left(data.path());
 }
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn chapter_9_runs_the_built_image_with_its_config() {
+    let data = data_dir();
+    let app = webapp_copy();
+    nutshell(
+        data.path(),
+        &["build", "-t", "webapp", app.path().to_str().expect("utf-8")],
+    );
+    let output = binary(env!("CARGO_BIN_EXE_ch09-images"), data.path())
+        .args(["--image", "webapp", "--network", "none", "--"])
+        .args([
+            "/bin/sh",
+            "-c",
+            "pwd; cat built.txt; grep www /etc/passwd; ls -l cgi-bin",
+        ])
+        .timeout(BUILD_TIMEOUT)
+        .output()
+        .expect("run ch09-images");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // WorkingDir, the RUN's files and its copied-up /etc/passwd, the mode it set.
+    assert!(stdout.contains("\n/www\n"), "{stdout}");
+    assert!(stdout.contains("built with GREETING=hello"), "{stdout}");
+    assert!(
+        stdout.contains("www:x:33:33:www:/www:/bin/false"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("-rwxr-xr-x"), "{stdout}");
+    common::assert_nothing_left(data.path());
+}
