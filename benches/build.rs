@@ -478,12 +478,16 @@ impl Case {
 fn render(setup: &Setup, rows: &[Row], buildah: Option<&str>, seen: &Seen) -> Result<String> {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mut out = format!(
-        "date: {} (UTC)   kernel: {}   cores: {cores}\n",
+        "date: {} (UTC)   kernel: {}   cores: {cores}   load average (1 min) at the end: {}\n",
         today(),
         nix::sys::utsname::uname()
             .context("uname")?
             .release()
             .to_string_lossy(),
+        fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split(' ').next().map(str::to_string))
+            .unwrap_or_else(|| "?".into()),
     );
     let _ = writeln!(
         out,
