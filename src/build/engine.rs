@@ -471,7 +471,8 @@ impl Builder<'_> {
         let value =
             |w: &Working, s: &str| subst::expand(s, '\\', w).map_err(|e| self.fail(step, e));
         match &step.instruction {
-            Instruction::From { .. } => unreachable!("stages start at FROM"),
+            // The stage graph starts a stage at each FROM, so none is ever a step.
+            Instruction::From { .. } => Err(self.fail(step, "FROM inside a stage")),
             Instruction::Arg { name, default } => {
                 let value = match self.options.build_args.get(name) {
                     Some(v) => {
