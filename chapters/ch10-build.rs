@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Parser;
 use nutshell::build::engine::{BuildNetwork, BuildOptions, Built, StepOutcome, build};
 use nutshell::build::layer::describe_layer;
-use nutshell::cli::{main_with, shell_line};
+use nutshell::cli::{main_with, parse_build_args, shell_line};
 use nutshell::image::run;
 use nutshell::image::store::OciStore;
 use nutshell::image::{ImageStore, Source};
@@ -66,24 +66,16 @@ fn main() -> std::process::ExitCode {
         let store = OciStore::new(&facts.data_dir);
         let unpacker = CallerUnpacker::new(&facts)?;
         let webapp = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/webapp");
-        let mut options = BuildOptions {
+        let options = BuildOptions {
             context: args.context.clone().unwrap_or(webapp),
             file: args.file.clone(),
             tag: args.tag.clone(),
-            build_args: Default::default(),
+            build_args: parse_build_args(&args.build_args)?,
             no_cache: args.no_cache,
             target: args.target.clone(),
             network: BuildNetwork::None,
             epoch: nutshell::image::pack::source_date_epoch(),
         };
-        for arg in &args.build_args {
-            let (name, value) = arg
-                .split_once('=')
-                .with_context(|| format!("--build-arg {arg}: want NAME=VALUE"))?;
-            options
-                .build_args
-                .insert(name.to_string(), value.to_string());
-        }
         if args.break_it {
             return break_it(options, &store, &facts, &unpacker);
         }

@@ -544,25 +544,7 @@ impl BuildArgs {
     /// The build these flags ask for, checked.
     pub fn options(&self) -> Result<crate::build::engine::BuildOptions, CliError> {
         use crate::build::engine::{BuildNetwork, BuildOptions};
-        let mut build_args = std::collections::BTreeMap::new();
-        for arg in &self.build_args {
-            // Docker: `--build-arg NAME` alone takes NAME's value from the environment.
-            let (name, value) = match arg.split_once('=') {
-                Some((name, value)) => (name.to_string(), value.to_string()),
-                None => match std::env::var(arg) {
-                    Ok(value) => (arg.clone(), value),
-                    Err(_) => continue,
-                },
-            };
-            if name.is_empty() {
-                return Err(CliError::Flag {
-                    flag: "--build-arg",
-                    value: arg.clone(),
-                    rule: ": want NAME=VALUE".to_string(),
-                });
-            }
-            build_args.insert(name, value);
-        }
+        let build_args = parse_build_args(&self.build_args)?;
         let network = match self.network.as_str() {
             "none" => BuildNetwork::None,
             "bridge" => BuildNetwork::Bridge,
@@ -585,6 +567,32 @@ impl BuildArgs {
             epoch: crate::image::pack::source_date_epoch(),
         })
     }
+}
+
+/// `--build-arg`s as a map: `NAME=VALUE`, or `NAME` alone, which takes `NAME`'s value
+/// from the environment (and is left out if it has none), as docker does.
+pub fn parse_build_args(
+    args: &[String],
+) -> Result<std::collections::BTreeMap<String, String>, CliError> {
+    let mut build_args = std::collections::BTreeMap::new();
+    for arg in args {
+        let (name, value) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_string(), value.to_string()),
+            None => match std::env::var(arg) {
+                Ok(value) => (arg.clone(), value),
+                Err(_) => continue,
+            },
+        };
+        if name.is_empty() {
+            return Err(CliError::Flag {
+                flag: "--build-arg",
+                value: arg.clone(),
+                rule: ": want NAME=VALUE".to_string(),
+            });
+        }
+        build_args.insert(name, value);
+    }
+    Ok(build_args)
 }
 
 /// A flag that takes a count or a size: a negative one is an error, not "unlimited".

@@ -927,7 +927,7 @@ impl Builder<'_> {
         if exit.code() != 0 {
             return Err(format!(
                 "{} exited with status {}",
-                shell_words(argv),
+                crate::cli::shell_line(argv),
                 exit.code()
             ));
         }
@@ -1079,10 +1079,6 @@ fn keyword(step: &Located) -> String {
         .next()
         .unwrap_or_default()
         .to_ascii_uppercase()
-}
-
-fn shell_words(argv: &[String]) -> String {
-    crate::cli::shell_line(argv)
 }
 
 #[cfg(test)]

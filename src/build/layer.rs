@@ -102,16 +102,17 @@ impl Owners<'_> {
         match self {
             Owners::AsTheyAre => Ok((meta.uid(), meta.gid())),
             Owners::Mapped(maps) => {
-                let back = |maps: &[crate::userns::IdMap], id: u32| {
-                    maps.iter()
-                        .find(|m| id >= m.outside && id - m.outside < m.count)
-                        .map(|m| m.inside + (id - m.outside))
-                        .ok_or(LayerError::Unmapped {
-                            path: path.to_path_buf(),
-                            id,
-                        })
+                let unmapped = |id| LayerError::Unmapped {
+                    path: path.to_path_buf(),
+                    id,
                 };
-                Ok((back(&maps.uids, meta.uid())?, back(&maps.gids, meta.gid())?))
+                let uid = maps
+                    .inside_uid(meta.uid())
+                    .ok_or_else(|| unmapped(meta.uid()))?;
+                let gid = maps
+                    .inside_gid(meta.gid())
+                    .ok_or_else(|| unmapped(meta.gid()))?;
+                Ok((uid, gid))
             }
         }
     }

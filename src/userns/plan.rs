@@ -50,6 +50,12 @@ impl IdMap {
         (offset < self.count).then(|| self.outside + offset)
     }
 
+    /// The container id of host id `outside`, if this line maps it.
+    pub fn to_inside(&self, outside: u32) -> Option<u32> {
+        let offset = outside.checked_sub(self.outside)?;
+        (offset < self.count).then(|| self.inside + offset)
+    }
+
     pub(super) fn inside_end(&self) -> u64 {
         u64::from(self.inside) + u64::from(self.count)
     }
@@ -91,6 +97,16 @@ impl IdMaps {
     /// The host gid of container gid `inside`.
     pub fn host_gid(&self, inside: u32) -> Option<u32> {
         self.gids.iter().find_map(|m| m.to_host(inside))
+    }
+
+    /// The container uid of host uid `outside`: whose a file the container made is.
+    pub fn inside_uid(&self, outside: u32) -> Option<u32> {
+        self.uids.iter().find_map(|m| m.to_inside(outside))
+    }
+
+    /// The container gid of host gid `outside`.
+    pub fn inside_gid(&self, outside: u32) -> Option<u32> {
+        self.gids.iter().find_map(|m| m.to_inside(outside))
     }
 
     /// The host uid and gid of the container's root, which owns what the container makes.
