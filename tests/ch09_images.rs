@@ -6,41 +6,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::cli::{NUTSHELL, image_json, nutshell, nutshell_fails, save_image};
 use common::registry::{Registry, in_storage, skopeo};
 use common::{binary, data_dir, output_within, snapshot_settings};
 
-const NUTSHELL: &str = env!("CARGO_BIN_EXE_nutshell");
 const CH09: &str = env!("CARGO_BIN_EXE_ch09-images");
-
-/// Run `nutshell ARGS` with data dir `data`; its stdout, or a panic with its stderr.
-fn nutshell(data: &Path, args: &[&str]) -> String {
-    let output = binary(NUTSHELL, data)
-        .args(args)
-        .timeout(Duration::from_secs(120))
-        .output()
-        .expect("run nutshell");
-    assert!(
-        output.status.success(),
-        "nutshell {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// `nutshell ARGS` that must fail: its stderr.
-fn nutshell_fails(data: &Path, args: &[&str]) -> String {
-    let output = binary(NUTSHELL, data)
-        .args(args)
-        .timeout(Duration::from_secs(120))
-        .output()
-        .expect("run nutshell");
-    assert!(!output.status.success(), "nutshell {args:?} succeeded");
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn image_json(data: &Path, name: &str) -> serde_json::Value {
-    serde_json::from_str(&nutshell(data, &["image", "inspect", name])).expect("inspect JSON")
-}
 
 /// The snapshot settings, with digests (which depend on the host's busybox) hidden.
 fn settings(data: &Path) -> insta::Settings {
@@ -107,16 +77,7 @@ fn a_saved_image_is_imported_again_with_the_same_digests_and_tree() {
     nutshell(data.path(), &["image", "default"]);
     let original = image_json(data.path(), "default");
     let out = data.path().join("default.tar");
-    nutshell(
-        data.path(),
-        &[
-            "image",
-            "save",
-            "default",
-            "-o",
-            out.to_str().expect("utf-8"),
-        ],
-    );
+    save_image(data.path(), "default", &out);
     let other = data_dir();
     let imported = nutshell(
         other.path(),
@@ -152,16 +113,7 @@ fn skopeo_reads_a_saved_layout_and_podman_loads_a_saved_archive() {
     nutshell(data.path(), &["image", "default"]);
     nutshell(data.path(), &["tag", "default", "nutshell-test/default:v1"]);
     let layout = data.path().join("layout");
-    nutshell(
-        data.path(),
-        &[
-            "image",
-            "save",
-            "nutshell-test/default:v1",
-            "-o",
-            layout.to_str().expect("utf-8"),
-        ],
-    );
+    save_image(data.path(), "nutshell-test/default:v1", &layout);
     let inspected = skopeo(&["inspect", &format!("oci:{}:v1", layout.display())]);
     let inspected: serde_json::Value =
         serde_json::from_slice(&inspected.stdout).expect("skopeo's JSON");
@@ -170,16 +122,7 @@ fn skopeo_reads_a_saved_layout_and_podman_loads_a_saved_archive() {
     assert_eq!(inspected["Layers"], ours["diff_ids"]);
     // podman in a storage of the test's own, never the machine's.
     let archive = data.path().join("default.tar");
-    nutshell(
-        data.path(),
-        &[
-            "image",
-            "save",
-            "nutshell-test/default:v1",
-            "-o",
-            archive.to_str().expect("utf-8"),
-        ],
-    );
+    save_image(data.path(), "nutshell-test/default:v1", &archive);
     let storage = data.path().join("podman");
     let podman = |args: &[&str]| in_storage("podman", &storage, args);
     let loaded = podman(&["load", "-i", archive.to_str().expect("utf-8")]);
@@ -199,16 +142,7 @@ fn a_legacy_docker_save_archive_is_imported() {
     nutshell(data.path(), &["image", "default"]);
     let image = image_json(data.path(), "default");
     let layout = data.path().join("layout");
-    nutshell(
-        data.path(),
-        &[
-            "image",
-            "save",
-            "default",
-            "-o",
-            layout.to_str().expect("utf-8"),
-        ],
-    );
+    save_image(data.path(), "default", &layout);
     // Docker before 25: <config hex>.json, <id>/layer.tar and manifest.json, no index.
     let legacy = data.path().join("legacy");
     let config_hex = image["id"]
@@ -254,16 +188,7 @@ fn a_tampered_blob_is_refused_and_the_store_keeps_nothing_of_it() {
     nutshell(data.path(), &["image", "default"]);
     let image = image_json(data.path(), "default");
     let layout = data.path().join("layout");
-    nutshell(
-        data.path(),
-        &[
-            "image",
-            "save",
-            "default",
-            "-o",
-            layout.to_str().expect("utf-8"),
-        ],
-    );
+    save_image(data.path(), "default", &layout);
     let layer = image["layers"][0]
         .as_str()
         .expect("layer")
@@ -387,16 +312,7 @@ fn an_image_pushed_by_skopeo_is_pulled_by_nutshell_and_pushed_back() {
     let data = data_dir();
     nutshell(data.path(), &["image", "default"]);
     let layout = data.path().join("layout");
-    nutshell(
-        data.path(),
-        &[
-            "image",
-            "save",
-            "default",
-            "-o",
-            layout.to_str().expect("utf-8"),
-        ],
-    );
+    save_image(data.path(), "default", &layout);
     skopeo(&[
         "copy",
         "--dest-tls-verify=false",

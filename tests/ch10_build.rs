@@ -10,56 +10,22 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::cli::{NUTSHELL, image_json, nutshell, nutshell_fails, nutshell_with, save_image};
 use common::registry::{in_storage, run_tool, skopeo};
 use common::{binary, data_dir, snapshot_settings};
 
-const NUTSHELL: &str = env!("CARGO_BIN_EXE_nutshell");
 const CH10: &str = env!("CARGO_BIN_EXE_ch10-build");
 const BUILD_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// `nutshell ARGS` with data dir `data` and `env`: its output, which must be a success.
-fn nutshell_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let mut command = binary(NUTSHELL, data);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let output = command
-        .args(args)
-        .timeout(BUILD_TIMEOUT)
-        .output()
-        .expect("run nutshell");
-    assert!(
-        output.status.success(),
-        "nutshell {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn nutshell(data: &Path, args: &[&str]) -> String {
-    nutshell_env(data, args, &[])
-}
-
 /// `nutshell ARGS` that must fail: its stderr, which must be one line.
-fn nutshell_fails(data: &Path, args: &[&str]) -> String {
-    let output = binary(NUTSHELL, data)
-        .args(args)
-        .timeout(BUILD_TIMEOUT)
-        .output()
-        .expect("run nutshell");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(!output.status.success(), "nutshell {args:?} succeeded");
+fn fails_in_one_line(data: &Path, args: &[&str]) -> String {
+    let stderr = nutshell_fails(data, args);
     assert_eq!(
         stderr.trim_end().lines().count(),
         1,
         "not one line: {stderr}"
     );
     stderr
-}
-
-fn image_json(data: &Path, name: &str) -> serde_json::Value {
-    serde_json::from_str(&nutshell(data, &["image", "inspect", name])).expect("inspect JSON")
 }
 
 /// A build context in a temp dir: `files` (path, content), a `Containerfile` among them.
@@ -272,7 +238,7 @@ fn the_same_containerfile_gives_the_same_layers_and_no_cache_runs_every_step() {
     assert!(!rebuilt.contains("CACHED"), "{rebuilt}");
     assert_eq!(image_json(first.path(), "webapp")["layers"], a["layers"]);
     // SOURCE_DATE_EPOCH decides the mtimes, and so the digests.
-    nutshell_env(
+    nutshell_with(
         second.path(),
         &["build", "--no-cache", "-t", "later", ctx],
         &[("SOURCE_DATE_EPOCH", "1700000000")],
@@ -560,7 +526,7 @@ fn bad_containerfiles_get_one_line_errors_naming_file_and_line() {
     ];
     for (text, want) in cases {
         let ctx = context(&[("Containerfile", text), ("a", "a"), ("b", "b")]);
-        let stderr = nutshell_fails(
+        let stderr = fails_in_one_line(
             data.path(),
             &["build", "-t", "bad", ctx.path().to_str().expect("utf-8")],
         );
@@ -570,7 +536,7 @@ fn bad_containerfiles_get_one_line_errors_naming_file_and_line() {
         );
     }
     let ctx = context(&[("Containerfile", "FROM default AS one\n")]);
-    let stderr = nutshell_fails(
+    let stderr = fails_in_one_line(
         data.path(),
         &[
             "build",
@@ -586,7 +552,7 @@ fn bad_containerfiles_get_one_line_errors_naming_file_and_line() {
         "{stderr}"
     );
     let empty = context(&[]);
-    let stderr = nutshell_fails(
+    let stderr = fails_in_one_line(
         data.path(),
         &["build", "-t", "bad", empty.path().to_str().expect("utf-8")],
     );
@@ -594,7 +560,7 @@ fn bad_containerfiles_get_one_line_errors_naming_file_and_line() {
         stderr.contains("no Containerfile or Dockerfile in the build context"),
         "{stderr}"
     );
-    let stderr = nutshell_fails(data.path(), &["build", "-t", "bad", "/no/such/dir"]);
+    let stderr = fails_in_one_line(data.path(), &["build", "-t", "bad", "/no/such/dir"]);
     assert!(
         stderr.contains("the build context is not a directory"),
         "{stderr}"
@@ -614,7 +580,7 @@ fn a_failing_run_step_fails_the_build_and_leaves_no_container() {
         "Containerfile",
         "FROM default\nRUN echo partial > /f && exit 3\n",
     )]);
-    let stderr = nutshell_fails(
+    let stderr = fails_in_one_line(
         data.path(),
         &["build", "-t", "fails", ctx.path().to_str().expect("utf-8")],
     );
@@ -678,27 +644,9 @@ fn buildah_builds_the_same_tree_from_the_same_containerfile() {
     let ctx = app.path().to_str().expect("utf-8");
     nutshell(data.path(), &["build", "-t", "webapp", ctx]);
     let base = data.path().join("default.tar");
-    nutshell(
-        data.path(),
-        &[
-            "image",
-            "save",
-            "default",
-            "-o",
-            base.to_str().expect("utf-8"),
-        ],
-    );
+    save_image(data.path(), "default", &base);
     let ours = data.path().join("ours");
-    nutshell(
-        data.path(),
-        &[
-            "image",
-            "save",
-            "webapp",
-            "-o",
-            ours.to_str().expect("utf-8"),
-        ],
-    );
+    save_image(data.path(), "webapp", &ours);
     // buildah in a storage of the test's own (vfs: plain directories, no mounts), with
     // chroot isolation, the one that runs here without a daemon or a runtime.
     let storage = data.path().join("buildah");
@@ -777,16 +725,7 @@ fn a_built_image_saved_is_read_by_skopeo_and_loaded_by_podman() {
         ],
     );
     let layout = data.path().join("layout");
-    nutshell(
-        data.path(),
-        &[
-            "image",
-            "save",
-            "nutshell-test/webapp:v1",
-            "-o",
-            layout.to_str().expect("utf-8"),
-        ],
-    );
+    save_image(data.path(), "nutshell-test/webapp:v1", &layout);
     let inspected = skopeo(&["inspect", &format!("oci:{}:v1", layout.display())]);
     let inspected: serde_json::Value = serde_json::from_slice(&inspected.stdout).expect("JSON");
     let ours = image_json(data.path(), "nutshell-test/webapp:v1");
@@ -797,16 +736,7 @@ fn a_built_image_saved_is_read_by_skopeo_and_loaded_by_podman() {
         "webapp"
     );
     let archive = data.path().join("webapp.tar");
-    nutshell(
-        data.path(),
-        &[
-            "image",
-            "save",
-            "nutshell-test/webapp:v1",
-            "-o",
-            archive.to_str().expect("utf-8"),
-        ],
-    );
+    save_image(data.path(), "nutshell-test/webapp:v1", &archive);
     let storage = data.path().join("podman");
     let podman = |args: &[&str]| in_storage("podman", &storage, args);
     let loaded = podman(&["load", "-i", archive.to_str().expect("utf-8")]);

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod background;
+pub mod cli;
 pub mod registry;
 
 use std::path::Path;
