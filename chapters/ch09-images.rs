@@ -19,7 +19,7 @@ use nutshell::image::store::{OciStore, StoredImage};
 use nutshell::image::{DEFAULT_IMAGE, ImageStore, Source, archive, demo, distribution, run};
 use nutshell::launch::images::CallerUnpacker;
 use nutshell::launch::{self, HostFacts};
-use nutshell::spec::{Program, RootFs, Upper, chapters};
+use nutshell::spec::Program;
 
 /// Chapter 9: run an OCI image. Without flags, the tour: it makes a two-layer image
 /// over the default image as an OCI layout (as a registry would hand it over), imports
@@ -102,19 +102,7 @@ fn main() -> std::process::ExitCode {
         // ANCHOR_END: get_image
         show(&image);
         // ANCHOR: spec
-        let lowers = run::lowers(&image);
-        let mut spec = chapters::for_chapter(8, &lowers[0], Program::Args(Vec::new()));
-        spec.root.fs = RootFs::Overlay {
-            lowers,
-            upper: Upper::Managed { keep: false },
-            idmap: privileged,
-        };
-        // The image's config decides what runs, where, as whom, with which environment.
-        let process = run::process_for(&image, &args.command)?;
-        spec.process.program = process.program;
-        spec.process.env = process.env;
-        spec.process.cwd = process.cwd;
-        spec.process.user = process.user;
+        let mut spec = run::container_spec(&image, &args.command, privileged)?;
         args.namespaces.apply(&mut spec)?;
         args.user.apply(&mut spec)?;
         args.limits.apply(&mut spec, privileged)?;

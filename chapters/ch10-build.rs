@@ -17,7 +17,7 @@ use nutshell::image::store::OciStore;
 use nutshell::image::{ImageStore, Source};
 use nutshell::launch::images::CallerUnpacker;
 use nutshell::launch::{self, HostFacts};
-use nutshell::spec::{Network, Program, RootFs, Upper, chapters};
+use nutshell::spec::Network;
 
 /// Chapter 10: build an image from a Containerfile. Without flags, the tour: it builds
 /// examples/webapp (a page and a CGI script for busybox httpd), shows each step's
@@ -136,19 +136,8 @@ fn serve_and_fetch(built: &Built, facts: &HostFacts) -> anyhow::Result<()> {
                  wget -qO- http://127.0.0.1:8080/ | grep '<h1>' && \
                  wget -qO- http://127.0.0.1:8080/cgi-bin/hello && cat /www/built.txt";
     let command = ["/bin/sh", "-c", fetch].map(String::from);
-    let process = run::process_for(image, &command)?;
-    let lowers = run::lowers(image);
-    let mut spec = chapters::for_chapter(8, &lowers[0], Program::Args(Vec::new()));
-    spec.root.fs = RootFs::Overlay {
-        lowers,
-        upper: Upper::Managed { keep: false },
-        idmap: facts.caller.privileged,
-    };
+    let mut spec = run::container_spec(image, &command, facts.caller.privileged)?;
     spec.network = Some(Network::Loopback);
-    spec.process.program = process.program;
-    spec.process.env = process.env;
-    spec.process.cwd = process.cwd;
-    spec.process.user = process.user;
     println!("\nrun {}:\n$ {}", image.name, shell_line(&command));
     let id = launch::ContainerId::random();
     let plan = launch::plan(&id, &spec, facts)?;

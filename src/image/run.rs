@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use super::store::StoredImage;
-use crate::spec::{Process, Program, User};
+use crate::spec::{ContainerSpec, Process, Program, RootFs, Upper, User, chapters};
 
 /// A config the container cannot be run from.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +84,32 @@ pub fn process_for(image: &StoredImage, command: &[String]) -> Result<Process, R
     Ok(process)
 }
 // ANCHOR_END: process_for
+
+// ANCHOR: container_spec
+/// Chapter 8's container running `image`: its layers as the overlay's lowers, top
+/// first (idmapped for root's container, as chapter 7's were), under an upper of its
+/// own, and the process its config says, with `command` in place of its Cmd.
+pub fn container_spec(
+    image: &StoredImage,
+    command: &[String],
+    privileged: bool,
+) -> Result<ContainerSpec, RunConfigError> {
+    let lowers = lowers(image);
+    let mut spec = chapters::for_chapter(8, &lowers[0], Program::Args(Vec::new()));
+    spec.root.fs = RootFs::Overlay {
+        lowers,
+        upper: Upper::Managed { keep: false },
+        idmap: privileged,
+    };
+    // The image's config decides what runs, where, as whom, with which environment.
+    let process = process_for(image, command)?;
+    spec.process.program = process.program;
+    spec.process.env = process.env;
+    spec.process.cwd = process.cwd;
+    spec.process.user = process.user;
+    Ok(spec)
+}
+// ANCHOR_END: container_spec
 
 /// `uid[:gid]` or `name[:group]` as user and group ids, names looked up in the
 /// `/etc/passwd` and `/etc/group` of `tree`, the layers of image `image`.
