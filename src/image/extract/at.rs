@@ -3,7 +3,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -50,66 +50,6 @@ pub(super) fn open_beneath(dir: &OwnedFd, name: &CString) -> io::Result<OwnedFd>
 }
 // ANCHOR_END: open_beneath
 
-/// What one layer holds at a path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InLayer {
-    /// A regular file, and its first bytes.
-    File(Vec<u8>),
-    /// A whiteout: the path is deleted from the layers below.
-    Whiteout,
-    /// Nothing (or something that is not a regular file); `opaque` if its directory in
-    /// this layer hides the layers below.
-    Missing {
-        /// The parent directory is opaque.
-        opaque: bool,
-    },
-}
-
-/// Look up `path` inside the layer directory `root` (reading at most `max` bytes),
-/// resolving every symlink as if `root` were `/`: an image's `/etc/passwd ->
-/// /etc/shadow` reads the image's own file, never the host's. Nothing but a regular
-/// file is opened for reading, so no device node of an image is ever opened.
-pub fn read_file_in(root: &Path, path: &str, max: u64) -> io::Result<InLayer> {
-    let dir = open_dir_path(root)?;
-    let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    let opaque = || {
-        let parent = Path::new(path)
-            .parent()
-            .map(|p| p.to_string_lossy().into_owned());
-        let parent = parent
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| ".".to_string());
-        let Ok(fd) = openat2_path(&dir, &parent, libc::O_RDONLY | libc::O_DIRECTORY, resolve)
-        else {
-            return false;
-        };
-        ["user.overlay.opaque", "trusted.overlay.opaque"]
-            .iter()
-            .any(|key| get_xattr(&fd, key).is_ok_and(|v| v == b"y"))
-    };
-    let fd = match openat2_path(&dir, path, libc::O_PATH, resolve) {
-        Ok(fd) => fd,
-        Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
-            return Ok(InLayer::Missing { opaque: opaque() });
-        }
-        Err(err) => return Err(err),
-    };
-    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-    check(unsafe { libc::fstat(fd.as_raw_fd(), stat.as_mut_ptr()) })?;
-    // SAFETY: fstat filled it.
-    let stat = unsafe { stat.assume_init() };
-    if is_type(&stat, libc::S_IFCHR) && stat.st_rdev == 0 {
-        return Ok(InLayer::Whiteout);
-    }
-    if !is_type(&stat, libc::S_IFREG) {
-        return Ok(InLayer::Missing { opaque: opaque() });
-    }
-    let file = File::open(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
-    let mut bytes = Vec::new();
-    file.take(max).read_to_end(&mut bytes)?;
-    Ok(InLayer::File(bytes))
-}
-
 /// openat2(2) of `name` in `dir` with `flags` (always close-on-exec) and `resolve`:
 /// libc has the struct but no wrapper.
 fn openat2(dir: &OwnedFd, name: &CString, flags: libc::c_int, resolve: u64) -> io::Result<OwnedFd> {
@@ -128,34 +68,6 @@ fn openat2(dir: &OwnedFd, name: &CString, flags: libc::c_int, resolve: u64) -> i
         )
     };
     fd_result(fd)
-}
-
-/// [`openat2`] of a path given as text.
-fn openat2_path(
-    dir: &OwnedFd,
-    path: &str,
-    flags: libc::c_int,
-    resolve: u64,
-) -> io::Result<OwnedFd> {
-    let name = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    openat2(dir, &name, flags, resolve)
-}
-
-pub(super) fn get_xattr(fd: &OwnedFd, key: &str) -> io::Result<Vec<u8>> {
-    let key = CString::new(key).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let mut value = [0u8; 16];
-    let n = unsafe {
-        libc::fgetxattr(
-            fd.as_raw_fd(),
-            key.as_ptr(),
-            value.as_mut_ptr().cast(),
-            value.len(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(value[..n as usize].to_vec())
 }
 
 pub(super) fn open_dir_at(dir: &OwnedFd, name: &CString) -> io::Result<OwnedFd> {

@@ -58,8 +58,6 @@ use std::rc::Rc;
 use apply::Layer;
 use at::open_dir_path;
 
-pub use at::{InLayer, read_file_in};
-
 /// How much a layer may hold before it is refused as a tar bomb.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
