@@ -106,6 +106,7 @@ fn main() -> std::process::ExitCode {
         spec.cgroup = Some(CgroupSpec {
             path: None,
             resources: resources.clone(),
+            ..Default::default()
         });
         // Chapter 5's programs are the limits' demos, each PID 1 of its container.
         spec.process.init = !args.command.is_empty();

@@ -405,6 +405,7 @@ impl LimitArgs {
             spec.cgroup = Some(CgroupSpec {
                 path: None,
                 resources: self.resources()?,
+                ..Default::default()
             });
         }
         Ok(())
@@ -702,7 +703,7 @@ fn exit_status(err: &(dyn std::error::Error + 'static)) -> u8 {
 /// `body` chose (1 on error).
 pub fn main_with<E>(binary: &str, body: impl FnOnce() -> Result<i32, E>) -> std::process::ExitCode
 where
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: Into<anyhow::Error>,
 {
     if std::env::args_os()
         .next()
@@ -714,9 +715,12 @@ where
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
         Ok(Ok(code)) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Ok(Err(err)) => {
-            let err: Box<dyn std::error::Error + Send + Sync> = err.into();
-            eprintln!("{binary}: error: {}", one_line(err.as_ref()));
-            std::process::ExitCode::from(exit_status(err.as_ref()))
+            // anyhow's Deref gives the error itself, first in the chain (a Box<dyn
+            // Error> made from it would hide it behind anyhow's wrapper).
+            let err: anyhow::Error = err.into();
+            let err: &(dyn std::error::Error + 'static) = &*err;
+            eprintln!("{binary}: error: {}", one_line(err));
+            std::process::ExitCode::from(exit_status(err))
         }
         // The reader went away (`--plan | head`): the unwinding has torn down what the
         // run made, and the exit is the one a shell shows for a death by SIGPIPE.

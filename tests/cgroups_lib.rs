@@ -79,6 +79,7 @@ fn sample_resources() -> Resources {
         memory_bytes: Some(64 << 20),
         swap: SwapPolicy::NoSwap,
         pids_max: Some(32),
+        devices: Vec::new(),
     }
 }
 

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use nutshell::capabilities::CapSet;
 use nutshell::cgroups::layout::detect;
 use nutshell::cgroups::{CgroupLayout, Resources};
-use nutshell::launch::{ContainerId, HostFacts, LaunchPlan, PlanError, plan};
+use nutshell::launch::{
+    ChildStep, ContainerId, HostFacts, LaunchPlan, ParentStep, PlanError, plan,
+};
 use nutshell::namespaces::{Namespace, TimeOffsets};
 use nutshell::net::{BridgeNetwork, Network, PortMapping};
 use nutshell::spec::{
@@ -118,6 +120,7 @@ fn everything(facts: &HostFacts) -> ContainerSpec {
                 memory_bytes: Some(128 << 20),
                 ..Resources::default()
             },
+            ..Default::default()
         });
     }
     spec.process.oom_score_adj = Some(500);
@@ -411,14 +414,38 @@ fn features_without_their_namespace_are_refused() {
 }
 
 #[test]
-fn what_nutshell_cannot_do_is_refused_with_the_reason() {
-    let join_pid = refused(|s| {
-        *s.namespaces.mode_mut(Namespace::Pid) = NamespaceMode::Join("/proc/1/ns/pid".into())
-    });
+fn a_joined_pid_namespace_is_joined_by_nutshell_before_the_clone() {
+    // setns(2) into a PID namespace moves only the caller's children: nutshell joins it
+    // itself, and the first process is cloned inside (chapter 11's exec).
+    let facts = root_facts(hybrid());
+    let mut spec = chapter_spec(5, &facts);
+    *spec.namespaces.mode_mut(Namespace::Pid) = NamespaceMode::Join("/proc/1/ns/pid".into());
+    let planned = plan(&id(), &spec, &facts).expect("plans");
+    let join = planned
+        .parent
+        .iter()
+        .position(|s| matches!(s, ParentStep::JoinForChildren { paths } if paths == &[PathBuf::from("/proc/1/ns/pid")]))
+        .expect("nutshell joins it");
+    let clone = planned
+        .parent
+        .iter()
+        .position(|s| matches!(s, ParentStep::Clone { .. }))
+        .expect("a clone");
+    assert!(join < clone, "before the clone");
     assert!(
-        join_pid.to_string().starts_with("joining a PID namespace"),
-        "{join_pid}"
+        !planned.child.iter().any(|s| matches!(
+            s,
+            ChildStep::JoinNamespace {
+                kind: Namespace::Pid,
+                ..
+            }
+        )),
+        "the first process does not join it again"
     );
+}
+
+#[test]
+fn what_nutshell_cannot_do_is_refused_with_the_reason() {
     let relative =
         refused(|s| *s.namespaces.mode_mut(Namespace::Net) = NamespaceMode::Join("ns/net".into()));
     assert_eq!(
@@ -442,6 +469,7 @@ fn a_cgroup_outside_nutshell_or_for_a_normal_user_is_refused() {
         s.cgroup = Some(CgroupSpec {
             path: Some("system.slice/x".into()),
             resources: Resources::default(),
+            ..Default::default()
         })
     });
     assert!(
@@ -463,6 +491,7 @@ fn a_cgroup_outside_nutshell_or_for_a_normal_user_is_refused() {
             pids_max: Some(10),
             ..Resources::default()
         },
+        ..Default::default()
     });
     let err = plan(&id(), &spec, &facts).expect_err("rootless limits");
     assert!(

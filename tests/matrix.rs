@@ -73,6 +73,7 @@ fn matrix_spec(image: &Path, host_dir: &Path, name: &str, privileged: bool) -> C
                 pids_max: Some(64),
                 ..Resources::default()
             },
+            ..Default::default()
         });
     }
     spec.process.user = User {
@@ -195,6 +196,7 @@ fn every_feature_at_once_rootless_as_nobody() {
             pids_max: Some(64),
             ..Default::default()
         },
+        ..Default::default()
     });
     let refused = run_as_nobody(
         NUTSHELL,

@@ -53,6 +53,40 @@ pub struct Resources {
     pub swap: SwapPolicy,
     /// Maximum number of tasks (`--pids-limit`).
     pub pids_max: Option<u64>,
+    /// Which device nodes the container may open, in order (OCI
+    /// `linux.resources.devices`); empty: whatever the parent cgroup allows.
+    pub devices: Vec<DeviceRule>,
+}
+
+/// One rule of the devices controller: allow or deny access to devices of a kind.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRule {
+    /// Allow, or deny.
+    pub allow: bool,
+    /// `a` (all), `c` (character) or `b` (block).
+    pub kind: char,
+    /// The major number; `None`: any.
+    pub major: Option<u64>,
+    /// The minor number; `None`: any.
+    pub minor: Option<u64>,
+    /// Some of `r` (read), `w` (write), `m` (mknod).
+    pub access: String,
+}
+
+impl std::fmt::Display for DeviceRule {
+    /// As `devices.allow` takes it: `c 1:3 rwm`, `a *:* rwm`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let number = |n: Option<u64>| n.map_or("*".to_string(), |n| n.to_string());
+        write!(
+            f,
+            "{} {}:{} {}",
+            self.kind,
+            number(self.major),
+            number(self.minor),
+            self.access
+        )
+    }
 }
 
 impl Resources {
@@ -64,6 +98,20 @@ impl Resources {
         }
         if let Some(pids) = self.pids_max.filter(|&p| p == 0) {
             return Err(SettingsError::PidsTooSmall { pids });
+        }
+        if let (Some(bytes), SwapPolicy::Total(total)) = (self.memory_bytes, self.swap)
+            && total < bytes
+        {
+            return Err(SettingsError::SwapBelowMemory { bytes, total });
+        }
+        for rule in &self.devices {
+            let bad_access = rule.access.is_empty()
+                || !rule.access.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+            if !matches!(rule.kind, 'a' | 'c' | 'b') || bad_access {
+                return Err(SettingsError::BadDeviceRule {
+                    rule: rule.to_string(),
+                });
+            }
         }
         Ok(())
     }
@@ -79,6 +127,9 @@ pub enum SwapPolicy {
     NoSwap,
     /// No swap limit: the container may swap out as much as the host allows.
     Unlimited,
+    /// Memory and swap together may use this many bytes (docker's `--memory-swap`, OCI's
+    /// `memory.swap`): the memory limit, and the rest in swap.
+    Total(u64),
 }
 
 /// One value to write into one cgroup file.
@@ -145,6 +196,30 @@ pub enum SettingsError {
         /// The limit asked for.
         pids: u64,
     },
+    /// A memory+swap limit below the memory limit.
+    #[error("memory+swap limit {total}: must be at least the memory limit, {bytes}")]
+    SwapBelowMemory {
+        /// The memory limit.
+        bytes: u64,
+        /// The memory+swap limit.
+        total: u64,
+    },
+    /// A swap limit on a kernel that does not account swap.
+    #[error(
+        "a swap limit needs swap accounting, which this kernel has off (boot with swapaccount=1)"
+    )]
+    NoSwapAccounting,
+    /// A device rule the controller would refuse.
+    #[error("device rule {rule:?}: the kind is a, c or b, and the access some of r, w, m")]
+    BadDeviceRule {
+        /// The rule.
+        rule: String,
+    },
+    /// Device rules on cgroup v2.
+    #[error(
+        "device rules on cgroup v2 need an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE), which nutshell does not load yet; on v1 and hybrid hosts they are written to devices.allow and devices.deny"
+    )]
+    DevicesNeedBpf,
 }
 
 /// Parses a memory size like Docker: `1048576`, `512k`, `64M`, `1g` (binary multiples,
@@ -197,6 +272,9 @@ pub fn plan(
     }
     if let Some(bytes) = resources.memory_bytes {
         let version = version_of("memory")?;
+        if matches!(resources.swap, SwapPolicy::Total(_)) && !swap_accounting {
+            return Err(SettingsError::NoSwapAccounting);
+        }
         settings.extend(memory_settings(
             bytes,
             resources.swap,
@@ -214,6 +292,26 @@ pub fn plan(
             pids.to_string(),
             meaning,
         ));
+    }
+    if !resources.devices.is_empty() {
+        if version_of("devices").ok() != Some(CgroupVersion::V1) {
+            return Err(SettingsError::DevicesNeedBpf);
+        }
+        for rule in &resources.devices {
+            let (file, verb) = if rule.allow {
+                ("devices.allow", "allow")
+            } else {
+                ("devices.deny", "deny")
+            };
+            let meaning = format!("{verb} {} of these devices", rule.access);
+            settings.push(setting(
+                CgroupVersion::V1,
+                "devices",
+                file,
+                rule.to_string(),
+                meaning,
+            ));
+        }
     }
     Ok(settings)
 }
@@ -308,6 +406,17 @@ fn memory_settings(
         (CgroupVersion::V2, SwapPolicy::Unlimited) => {
             ("memory.max", "memory.swap.max", "max".to_owned())
         }
+        (CgroupVersion::V1, SwapPolicy::Total(total)) => (
+            "memory.limit_in_bytes",
+            "memory.memsw.limit_in_bytes",
+            total.to_string(),
+        ),
+        // v2 limits swap alone.
+        (CgroupVersion::V2, SwapPolicy::Total(total)) => (
+            "memory.max",
+            "memory.swap.max",
+            total.saturating_sub(bytes).to_string(),
+        ),
     };
     let mut settings = vec![setting(
         version,
@@ -318,17 +427,20 @@ fn memory_settings(
     )];
     if swap_accounting {
         let meaning = match (version, swap) {
-            (CgroupVersion::V1, SwapPolicy::NoSwap) => "memory + swap = the memory limit: no swap",
-            (CgroupVersion::V2, SwapPolicy::NoSwap) => "no swap: the memory limit is hard",
-            (_, SwapPolicy::Unlimited) => "swap not limited",
+            (CgroupVersion::V1, SwapPolicy::NoSwap) => {
+                "memory + swap = the memory limit: no swap".to_owned()
+            }
+            (CgroupVersion::V2, SwapPolicy::NoSwap) => {
+                "no swap: the memory limit is hard".to_owned()
+            }
+            (_, SwapPolicy::Unlimited) => "swap not limited".to_owned(),
+            (_, SwapPolicy::Total(total)) => format!(
+                "memory + swap = {}: up to {} of swap",
+                size(total),
+                size(total.saturating_sub(bytes))
+            ),
         };
-        settings.push(setting(
-            version,
-            "memory",
-            swap_file,
-            swap_value,
-            meaning.to_owned(),
-        ));
+        settings.push(setting(version, "memory", swap_file, swap_value, meaning));
     }
     settings
 }
@@ -456,6 +568,7 @@ mod tests {
             memory_bytes: Some(parse_size("64M").expect("valid")),
             swap: SwapPolicy::NoSwap,
             pids_max: Some(32),
+            devices: Vec::new(),
         }
     }
 
@@ -536,6 +649,69 @@ mod tests {
         assert!(files(&v2_plan).contains(&("memory.swap.max", "max")));
         let without = plan(&sample(), &v2(), false).expect("plans");
         assert!(without.iter().all(|s| s.file != "memory.swap.max"));
+    }
+
+    #[test]
+    fn a_memory_and_swap_total_is_memsw_on_v1_and_the_difference_on_v2() {
+        let resources = Resources {
+            swap: SwapPolicy::Total(128 << 20),
+            ..sample()
+        };
+        let v1_plan = plan(&resources, &v1(), true).expect("plans");
+        assert!(files(&v1_plan).contains(&("memory.memsw.limit_in_bytes", "134217728")));
+        let v2_plan = plan(&resources, &v2(), true).expect("plans");
+        assert!(files(&v2_plan).contains(&("memory.swap.max", "67108864")));
+        assert!(matches!(
+            plan(&resources, &v2(), false),
+            Err(SettingsError::NoSwapAccounting)
+        ));
+        let below = Resources {
+            swap: SwapPolicy::Total(1 << 20),
+            ..sample()
+        };
+        assert!(matches!(
+            plan(&below, &v1(), true),
+            Err(SettingsError::SwapBelowMemory { .. })
+        ));
+    }
+
+    #[test]
+    fn device_rules_go_to_devices_allow_and_deny_on_v1_and_are_refused_on_v2() {
+        let rule = |allow, kind, major, minor, access: &str| DeviceRule {
+            allow,
+            kind,
+            major,
+            minor,
+            access: access.to_string(),
+        };
+        let resources = Resources {
+            devices: vec![
+                rule(false, 'a', None, None, "rwm"),
+                rule(true, 'c', Some(1), Some(3), "rwm"),
+                rule(true, 'c', Some(136), None, "rw"),
+            ],
+            ..Resources::default()
+        };
+        assert_eq!(
+            files(&plan(&resources, &v1(), true).expect("plans")),
+            [
+                ("devices.deny", "a *:* rwm"),
+                ("devices.allow", "c 1:3 rwm"),
+                ("devices.allow", "c 136:* rw"),
+            ]
+        );
+        assert!(matches!(
+            plan(&resources, &v2(), true),
+            Err(SettingsError::DevicesNeedBpf)
+        ));
+        let bad = Resources {
+            devices: vec![rule(true, 'x', None, None, "rwm")],
+            ..Resources::default()
+        };
+        assert!(matches!(
+            plan(&bad, &v1(), true),
+            Err(SettingsError::BadDeviceRule { .. })
+        ));
     }
 
     #[test]

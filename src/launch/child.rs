@@ -53,6 +53,8 @@ fn run(sync: OwnedFd, boot: Boot) -> i32 {
     for fd in [sync.as_raw_fd(), boot.start_gate]
         .iter()
         .chain(&boot.trees)
+        .chain(&boot.exec_fifo)
+        .chain(&boot.console_socket)
     {
         // SAFETY: fcntl on fds passed to this process.
         unsafe { libc::fcntl(*fd, libc::F_SETFD, libc::FD_CLOEXEC) };
@@ -64,6 +66,8 @@ fn run(sync: OwnedFd, boot: Boot) -> i32 {
         .map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) })
         .collect();
     let mut gate = Some(unsafe { std::fs::File::from_raw_fd(boot.start_gate) });
+    // SAFETY: as above.
+    let mut exec_fifo = boot.exec_fifo.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     let mut applier = Some(Applier::new(&boot.rootfs, &trees));
     let mut sync = Some(sync);
     for (index, step) in boot.steps.iter().enumerate().skip(boot.first) {
@@ -77,17 +81,39 @@ fn run(sync: OwnedFd, boot: Boot) -> i32 {
                 };
                 return exec(program, env, *init, sync, index as u32);
             }
-            ChildStep::WaitForStart => {
-                let sync = sync.as_ref().map(AsRawFd::as_raw_fd).unwrap_or(-1);
-                wait_for_start(sync, gate.take())
+            ChildStep::WaitForStart { detached } => {
+                let fd = sync.as_ref().map(AsRawFd::as_raw_fd).unwrap_or(-1);
+                let waited = wait_for_start(fd, gate.take(), *detached);
+                if waited.is_ok() && *detached {
+                    // Its creator is gone: from here on, reports go to `nutshell start`.
+                    match exec_fifo.take() {
+                        Some(fifo) => sync = Some(fifo),
+                        None => return 127,
+                    }
+                }
+                waited
             }
             ChildStep::CloseInheritedFds => {
                 let mut keep = vec![
                     sync.as_ref().map_or(-1, AsRawFd::as_raw_fd),
                     boot.start_gate,
+                    boot.exec_fifo.unwrap_or(-1),
+                    boot.console_socket.unwrap_or(-1),
                 ];
                 keep.extend(&boot.trees);
                 close_inherited_fds(&keep)
+            }
+            ChildStep::SetUpConsole { uid, size } => match boot.console_socket {
+                // SAFETY: the host side passed this fd for this process alone.
+                Some(fd) => set_up_console(unsafe { OwnedFd::from_raw_fd(fd) }, *uid, *size),
+                None => Err(Errno::EBADF),
+            },
+            ChildStep::FindProgram(args) => {
+                let env = boot.steps.iter().find_map(|step| match step {
+                    ChildStep::Exec { env, .. } => Some(env.as_slice()),
+                    _ => None,
+                });
+                find_program(args, env.unwrap_or_default())
             }
             ChildStep::Mount(op) => match applier.as_mut() {
                 Some(applier) => applier.apply(op),
@@ -122,6 +148,15 @@ fn run_step(step: &ChildStep, boot: &Boot) -> Result<(), Errno> {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
         }
         ChildStep::SetHostname(name) => crate::uts::set_hostname(name),
+        ChildStep::SetDomainname(name) => {
+            // SAFETY: setdomainname reads the bytes of the length passed.
+            Errno::result(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) })
+                .map(drop)
+        }
+        ChildStep::Sysctl { key, value } => {
+            let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+            std::fs::write(path, value).map_err(io_errno)
+        }
         ChildStep::DropBoundingSet(keep) => {
             capabilities::drop_bounding(*keep, boot.cap_last_cap).map_err(cap_errno)
         }
@@ -155,6 +190,7 @@ fn run_step(step: &ChildStep, boot: &Boot) -> Result<(), Errno> {
             Ok(())
         }
         ChildStep::Chdir(cwd) => enter_cwd(cwd),
+        ChildStep::Seccomp(filter) => crate::seccomp::install(filter),
         ChildStep::ResetSignals => {
             reset_signals();
             Ok(())
@@ -216,11 +252,76 @@ fn reset_signals() {
     }
 }
 
-/// Report ready, then wait until `start` writes to the gate.
-fn wait_for_start(sync: RawFd, gate: Option<std::fs::File>) -> Result<(), Errno> {
+// ANCHOR: set_up_console
+/// The container's terminal, made the way runc makes it: a pty from the container's own
+/// `/dev/ptmx` (so that `tty` names a `/dev/pts` entry that exists inside), its slave end
+/// becomes stdio and the controlling terminal of a new session, and its master end goes
+/// to whoever listens on the console socket, with SCM_RIGHTS. That listener (podman's
+/// conmon, runc's `recvtty`) then relays the terminal.
+fn set_up_console(socket: OwnedFd, uid: u32, size: Option<(u16, u16)>) -> Result<(), Errno> {
+    use nix::fcntl::{OFlag, open};
+    let master = open(
+        "/dev/ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: ioctls on our pty master, with the argument types they take.
+    Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })?;
+    // SAFETY: as above; TIOCGPTPEER opens the slave end without a path lookup.
+    let slave = Errno::result(unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    })?;
+    // SAFETY: a new fd nothing else owns.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    nix::unistd::fchown(&slave, Some(Uid::from_raw(uid)), None)?;
+    if let Some((rows, cols)) = size {
+        let winsize = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ with a winsize.
+        Errno::result(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &winsize) })?;
+    }
+    nix::unistd::setsid()?;
+    // SAFETY: TIOCSCTTY on our slave, with 0: do not steal it from another session.
+    Errno::result(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) })?;
+    for target in 0..=2 {
+        // SAFETY: dup2 of our fd onto the stdio numbers.
+        Errno::result(unsafe { libc::dup2(slave.as_raw_fd(), target) })?;
+    }
+    send_fd(socket.as_raw_fd(), master.as_raw_fd(), b"/dev/ptmx")
+}
+// ANCHOR_END: set_up_console
+
+/// Send `fd` over the unix socket `socket` (SCM_RIGHTS), with `name` as the message.
+fn send_fd(socket: RawFd, fd: RawFd, name: &[u8]) -> Result<(), Errno> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let iov = [std::io::IoSlice::new(name)];
+    let fds = [fd];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    sendmsg::<()>(socket, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None).map(drop)
+}
+
+/// Report ready, then wait until `start` writes to the gate. Attached, it dies with its
+/// creator; detached, it lives on after it (runc's container waits for `runc start` the
+/// same way), and a write to the exec fifo with no reader must not kill it.
+fn wait_for_start(sync: RawFd, gate: Option<std::fs::File>, detached: bool) -> Result<(), Errno> {
     // The credentials may have changed since the prelude asked, which clears it.
+    let signal = if detached { 0 } else { libc::SIGKILL };
     // SAFETY: prctl with integer arguments.
-    Errno::result(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) })?;
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal) })?;
+    if detached {
+        // SAFETY: the ignore disposition, no handler; the program gets the default back
+        // before its exec (become_program).
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    }
     let Some(mut gate) = gate else {
         return Err(Errno::EBADF);
     };
@@ -323,18 +424,7 @@ fn exec_in_path(args: &[String], env: &[String]) -> Errno {
     let Some(program) = args.first() else {
         return Errno::ENOENT;
     };
-    let path = env
-        .iter()
-        .find_map(|var| var.strip_prefix("PATH="))
-        .unwrap_or(CONTAINER_PATH);
-    let candidates: Vec<String> = if program.contains('/') {
-        vec![program.clone()]
-    } else {
-        path.split(':')
-            .filter(|dir| !dir.is_empty())
-            .map(|dir| format!("{dir}/{program}"))
-            .collect()
-    };
+    let candidates = candidates(program, env);
     let mut last = Errno::ENOENT;
     for candidate in candidates {
         let Ok(candidate) = to_c(&candidate) else {
@@ -353,7 +443,41 @@ fn exec_in_path(args: &[String], env: &[String]) -> Errno {
     }
     last
 }
+
+/// Where `program` is looked for: itself if it has a `/`, else in each directory of the
+/// `PATH` in `env` (or [`CONTAINER_PATH`]).
+fn candidates(program: &str, env: &[String]) -> Vec<String> {
+    let path = env
+        .iter()
+        .find_map(|var| var.strip_prefix("PATH="))
+        .unwrap_or(CONTAINER_PATH);
+    if program.contains('/') {
+        vec![program.to_string()]
+    } else {
+        path.split(':')
+            .filter(|dir| !dir.is_empty())
+            .map(|dir| format!("{dir}/{program}"))
+            .collect()
+    }
+}
 // ANCHOR_END: exec_in_path
+
+/// Whether `args[0]` is an executable file in the container: the lookup [`exec_in_path`]
+/// will make, made ahead of time. ENOENT when it is nowhere, EACCES when the first one
+/// found may not be executed.
+fn find_program(args: &[String], env: &[String]) -> Result<(), Errno> {
+    let program = args.first().ok_or(Errno::ENOENT)?;
+    for candidate in candidates(program, env) {
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            continue;
+        };
+        if !meta.is_file() {
+            return Err(Errno::EACCES);
+        }
+        return nix::unistd::access(candidate.as_str(), nix::unistd::AccessFlags::X_OK);
+    }
+    Err(Errno::ENOENT)
+}
 
 /// Receive the one message with the steps: its size first (MSG_PEEK|MSG_TRUNC tells a
 /// SOCK_SEQPACKET message's length), then the message.
@@ -384,11 +508,15 @@ fn write_report(fd: RawFd, report: Report) {
 }
 
 /// Send a report; if the host side is gone there is no one to tell (MSG_NOSIGNAL: no
-/// SIGPIPE for it either).
+/// SIGPIPE for it either). A detached container's reports after the gate go to the exec
+/// fifo, which is no socket: written with write(2), SIGPIPE ignored.
 fn send(sync: RawFd, report: Report) {
     let bytes = report.encode();
     // SAFETY: send from a buffer of the length passed.
-    unsafe { libc::send(sync, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
+    let sent = unsafe { libc::send(sync, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
+    if sent < 0 && Errno::last() == Errno::ENOTSOCK {
+        write_report(sync, report);
+    }
 }
 
 fn io_errno(e: std::io::Error) -> Errno {

@@ -55,6 +55,10 @@ pub(super) struct FirstProcess {
     /// copies of this process's fds at the clone: for its boot message.
     pub(super) gate_fd: RawFd,
     pub(super) tree_fds: Vec<RawFd>,
+    /// The number of a detached container's exec fifo in the child, likewise.
+    pub(super) exec_fifo_fd: Option<RawFd>,
+    /// The number of the console socket in the child, likewise.
+    pub(super) console_fd: Option<RawFd>,
 }
 
 // ANCHOR: create
@@ -85,6 +89,7 @@ pub fn create(
             RootFs::Dir { path, .. } => vec![path.clone()],
             RootFs::Host => Vec::new(),
         },
+        detached: false,
     };
     let mut container = Container {
         plan,
@@ -148,6 +153,36 @@ pub fn create(
             ParentStep::WriteIdMaps(mapping) => {
                 let pid = container.pid_or_einval()?;
                 crate::userns::write_id_maps(pid, mapping, Path::new("/proc"))?;
+            }
+            ParentStep::JoinForChildren { paths } => {
+                for path in paths {
+                    let file = std::fs::File::open(path).map_err(|source| LaunchError::Io {
+                        op: "open the namespace",
+                        path: path.clone(),
+                        source,
+                    })?;
+                    nix::sched::setns(file, nix::sched::CloneFlags::empty()).map_err(|source| {
+                        LaunchError::ParentStep {
+                            step: step.to_string(),
+                            source,
+                        }
+                    })?;
+                }
+            }
+            ParentStep::EnterCgroup { path, controllers } => {
+                let pid = container.pid_or_einval()?;
+                let layout = facts.cgroups.as_ref().ok_or(LaunchError::ParentStep {
+                    step: step.to_string(),
+                    source: Errno::ENOENT,
+                })?;
+                for dir in super::sweep::cgroup_dirs(layout, path, controllers) {
+                    let procs = dir.path.join("cgroup.procs");
+                    std::fs::write(&procs, pid.to_string()).map_err(|source| LaunchError::Io {
+                        op: "write",
+                        path: procs,
+                        source,
+                    })?;
+                }
             }
             ParentStep::JoinCgroup { .. } => {
                 let pid = container.pid_or_einval()?;
@@ -326,6 +361,50 @@ impl Container {
     pub fn remove(mut self) -> Result<(), LaunchError> {
         self.teardown()
     }
+
+    // ANCHOR: detach
+    /// Let a created container of a detached spec go on without this process, as `runc
+    /// create` does: its state dir says so, and keeps the plan for `nutshell start` to
+    /// explain a failure with. From here on its state dir owns it: the cgroup, the
+    /// directories and the process stay when this handle goes, until `nutshell delete`.
+    /// Returns its state dir.
+    pub fn detach(mut self) -> Result<PathBuf, LaunchError> {
+        let detachable = self.plan.child.iter().any(|step| {
+            matches!(
+                step,
+                super::steps::ChildStep::WaitForStart { detached: true }
+            )
+        });
+        if !detachable || self.record.status != Status::Created {
+            return Err(LaunchError::WrongState {
+                id: self.plan.id.clone(),
+                status: self.record.status,
+                what: "detach it (only a created container of a detached spec can be)",
+            });
+        }
+        let dir = self.state_dir()?.path().to_path_buf();
+        let plan_path = dir.join("plan.json");
+        let json = serde_json::to_vec_pretty(&self.plan).map_err(std::io::Error::other);
+        json.and_then(|json| std::fs::write(&plan_path, json))
+            .map_err(|source| LaunchError::Io {
+                op: "write",
+                path: plan_path,
+                source,
+            })?;
+        self.record.detached = true;
+        self.save()?;
+        // Forget, not remove: each of these now belongs to the state dir.
+        if let Some(cgroup) = self.cgroup.take() {
+            std::mem::forget(cgroup);
+        }
+        self.container_dir = None;
+        self.record.owned.network = None;
+        self.network = None;
+        self.child = None;
+        self.state = None;
+        Ok(dir)
+    }
+    // ANCHOR_END: detach
 
     pub(super) fn finished(&mut self, exit: Exit) -> Result<Exit, LaunchError> {
         self.exit = Some(exit);

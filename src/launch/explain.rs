@@ -51,10 +51,10 @@ pub fn explain(step: &ChildStep, errno: Errno, plan: &LaunchPlan) -> Option<Stri
         (ChildStep::Chdir(_), Errno::ENOENT | Errno::ENOTDIR) => {
             "the working directory does not exist in the container, or lies outside its root"
         }
-        (ChildStep::Exec { .. }, Errno::ENOENT) => {
+        (ChildStep::Exec { .. } | ChildStep::FindProgram(_), Errno::ENOENT) => {
             "no such program in the container (looked up in its PATH), or its ELF interpreter is missing from the image"
         }
-        (ChildStep::Exec { .. }, Errno::EACCES) => {
+        (ChildStep::Exec { .. } | ChildStep::FindProgram(_), Errno::EACCES) => {
             "it is a directory, or not executable, or on a noexec mount"
         }
         (ChildStep::Exec { .. }, Errno::ENOEXEC) => "it is not a program this kernel can run",

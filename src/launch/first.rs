@@ -83,6 +83,40 @@ impl Container {
                 path: gate_path.clone(),
                 source,
             })?;
+        // A detached container's exec fifo: its write end goes to the child. Opening a
+        // FIFO for writing alone blocks until a reader comes, so the read and write end
+        // held here is that reader, closed when this returns.
+        let exec_fifo = if spec.detached {
+            let path = self.state_dir()?.exec_fifo();
+            let io = |op: &'static str| {
+                let path = path.clone();
+                move |source| LaunchError::Io { op, path, source }
+            };
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                .map_err(|e| io("make the exec fifo")(e.into()))?;
+            let hold = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(io("open the exec fifo"))?;
+            let write_end = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(io("open the exec fifo"))?;
+            Some((hold, write_end))
+        } else {
+            None
+        };
+        let console = match &spec.console_socket {
+            Some(path) => Some(std::os::unix::net::UnixStream::connect(path).map_err(
+                |source| LaunchError::Io {
+                    op: "connect to the console socket",
+                    path: path.clone(),
+                    source,
+                },
+            )?),
+            None => None,
+        };
         let join_user = match &spec.namespaces.user {
             NamespaceMode::Join(path) => {
                 Some(std::fs::File::open(path).map_err(|source| LaunchError::Io {
@@ -113,6 +147,12 @@ impl Container {
         });
         let mut keep = vec![child_end.as_raw_fd(), gate.as_raw_fd()];
         keep.extend(trees.iter().map(AsRawFd::as_raw_fd));
+        keep.extend(
+            exec_fifo
+                .as_ref()
+                .map(|(_, write_end)| write_end.as_raw_fd()),
+        );
+        keep.extend(console.as_ref().map(AsRawFd::as_raw_fd));
         let prelude = Prelude::new(
             child_end.as_raw_fd(),
             parent_end.as_raw_fd(),
@@ -151,6 +191,8 @@ impl Container {
             sync: Some(parent_end),
             gate_fd: gate.as_raw_fd(),
             tree_fds: trees.iter().map(AsRawFd::as_raw_fd).collect(),
+            exec_fifo_fd: exec_fifo.as_ref().map(|(_, w)| w.as_raw_fd()),
+            console_fd: console.as_ref().map(AsRawFd::as_raw_fd),
         });
         self.record.init = ProcessRef::of(pid.as_raw());
         self.save()
@@ -158,16 +200,18 @@ impl Container {
 
     /// Tell the first process to go on, and send it its steps.
     pub(super) fn release(&mut self, facts: &HostFacts) -> Result<(), LaunchError> {
-        let (start_gate, trees) = self
+        let (start_gate, trees, exec_fifo, console_socket) = self
             .child
             .as_ref()
-            .map(|c| (c.gate_fd, c.tree_fds.clone()))
-            .unwrap_or((-1, Vec::new()));
+            .map(|c| (c.gate_fd, c.tree_fds.clone(), c.exec_fifo_fd, c.console_fd))
+            .unwrap_or((-1, Vec::new(), None, None));
         let boot = Boot {
             steps: self.plan.child.clone(),
             first: self.plan.init_steps_start(),
             rootfs: rootfs_of(&self.plan),
             start_gate,
+            exec_fifo,
+            console_socket,
             trees,
             cap_last_cap: facts.cap_last_cap,
             setgroups: !self.plan.mapping.as_ref().is_some_and(|m| m.deny_setgroups),
@@ -230,11 +274,17 @@ impl Container {
                         .get(step)
                         .and_then(|s| explain(s, errno, &self.plan));
                     self.teardown_process();
-                    let exec = matches!(self.plan.child.get(step), Some(ChildStep::Exec { .. }));
+                    let exec = matches!(
+                        self.plan.child.get(step),
+                        Some(ChildStep::Exec { .. } | ChildStep::FindProgram(_))
+                    );
                     return Err(LaunchError::ChildStep {
                         step: match self.plan.child.get(step) {
                             // With an init too, what failed is the exec of the program.
                             Some(ChildStep::Exec { program, .. }) => format!("exec {program}"),
+                            Some(ChildStep::FindProgram(args)) => {
+                                format!("exec {}", args.first().map_or("", String::as_str))
+                            }
                             Some(other) => other.to_string(),
                             None => format!("step {step}"),
                         },

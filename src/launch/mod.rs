@@ -26,7 +26,9 @@
 //!
 //! **Owners.** Until it is started and after, the first process dies with the process
 //! that created it (PR_SET_PDEATHSIG), and the state directory's lock dies with it too:
-//! the next launch, or `nutshell cleanup`, finds the leftovers and removes them.
+//! the next launch, or `nutshell cleanup`, finds the leftovers and removes them. A
+//! detached spec's container is the exception: [`Container::detach`] lets it go on
+//! alone, and [`Detached`] drives it from other processes (chapter 11's runtime).
 //!
 //! Introduced in chapter 3, the first chapter whose container is built on it; every
 //! chapter's binary, chapter 11's runtime and chapter 12's scheduler launch through it.
@@ -34,6 +36,7 @@
 mod child;
 mod clone;
 mod container;
+mod detached;
 mod explain;
 mod facts;
 mod fds;
@@ -55,11 +58,12 @@ use nix::errno::Errno;
 
 pub use child::init_main;
 pub use container::{Container, create};
+pub use detached::Detached;
 pub use facts::{HostFacts, ID_MAP_HELPER_DIRS};
 pub(crate) use fds::{pidfd_open, pidfd_send_signal, poll_readable};
 pub use id::{ContainerId, InvalidId};
 pub use plan::{LaunchPlan, NO_ROOTLESS_CGROUP, Owned, PlanError, plan};
-pub use state::{ProcessRef, State, Status};
+pub use state::{ProcessRef, State, Status, now as now_secs};
 pub use steps::{CHILD_TIMEOUT_SECS, ChildStep, ParentStep};
 pub use sweep::{remove_everything, sweep_stale};
 
@@ -93,6 +97,28 @@ pub enum LaunchError {
     StillRunning {
         /// Their names, comma-separated.
         names: String,
+    },
+    /// No container of this id exists.
+    #[error("container {id} does not exist")]
+    NotFound {
+        /// The id.
+        id: ContainerId,
+    },
+    /// The container belongs to the process that made it, which still runs.
+    #[error(
+        "container {id} belongs to nutshell process {owner}, which runs it in the foreground: end that process instead"
+    )]
+    Owned {
+        /// The id.
+        id: ContainerId,
+        /// The owner's pid.
+        owner: i32,
+    },
+    /// Another command holds the container's lock.
+    #[error("container {id} is busy: another nutshell command holds its lock; try again")]
+    Busy {
+        /// The id.
+        id: ContainerId,
     },
     /// A container of this id exists.
     #[error("a container named {id} exists already: pick another name, or remove it")]
@@ -220,11 +246,23 @@ pub fn run_to_end(
     spec: &ContainerSpec,
     facts: &HostFacts,
 ) -> Result<crate::process::Exit, LaunchError> {
+    run_to_end_with(plan, spec, facts, |_| Ok(()))
+}
+
+/// [`run_to_end`], calling `created` once the container is created, before it starts:
+/// runc's `--pid-file` is written there.
+pub fn run_to_end_with(
+    plan: LaunchPlan,
+    spec: &ContainerSpec,
+    facts: &HostFacts,
+    created: impl FnOnce(&Container) -> Result<(), LaunchError>,
+) -> Result<crate::process::Exit, LaunchError> {
     crate::init::block_handled_signals().map_err(|source| LaunchError::ParentStep {
         step: "block the signals to pass on".to_string(),
         source,
     })?;
     let mut container = create(plan, spec, facts)?;
+    created(&container)?;
     container.start()?;
     let exit = container.wait_forwarding_signals()?;
     container.remove()?;

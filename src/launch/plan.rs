@@ -103,6 +103,9 @@ pub enum PlanError {
     /// The overlay's layers cannot be stacked.
     #[error(transparent)]
     Overlay(#[from] crate::overlay::OverlayError),
+    /// The seccomp profile cannot be compiled.
+    #[error("seccomp: {0}")]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     /// The capability sets are inconsistent.
     #[error(transparent)]
     Capabilities(#[from] crate::capabilities::CapError),
@@ -155,8 +158,13 @@ pub fn plan(
     );
     let root = plan_root(id, spec, facts, mapping.as_ref(), &mut owned)?;
     parent.extend(root.parent_steps.iter().cloned());
-    let cgroup_steps = plan_cgroup(id, spec, facts, &mut owned)?;
-    parent.extend(cgroup_steps.iter().cloned());
+    // Another container's cgroup is entered once the first process exists; one of its
+    // own is made now.
+    let (enter_cgroup, cgroup_steps): (Vec<ParentStep>, Vec<ParentStep>) =
+        plan_cgroup(id, spec, facts, &mut owned)?
+            .into_iter()
+            .partition(|s| matches!(s, ParentStep::EnterCgroup { .. }));
+    parent.extend(cgroup_steps);
     parent.push(ParentStep::SealInit {
         binary: facts.init_binary.clone(),
     });
@@ -169,7 +177,20 @@ pub fn plan(
         .into_iter()
         .filter(|kind| !matches!(kind, Namespace::Time | Namespace::Cgroup))
         .collect();
+    let for_children: Vec<PathBuf> = [Namespace::Pid, Namespace::Time]
+        .into_iter()
+        .filter_map(|kind| match spec.namespaces.mode(kind) {
+            NamespaceMode::Join(path) => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
+    if !for_children.is_empty() {
+        parent.push(ParentStep::JoinForChildren {
+            paths: for_children,
+        });
+    }
     parent.push(ParentStep::Clone { namespaces: cloned });
+    parent.extend(enter_cgroup);
     if let Some(mapping) = mapping
         .as_ref()
         .filter(|_| spec.namespaces.user == NamespaceMode::New)
@@ -215,10 +236,17 @@ pub fn plan(
         NamespaceMode::Host => {}
     }
     child.extend([ChildStep::ExecInit, ChildStep::CloseInheritedFds]);
-    for kind in Namespace::ALL {
-        if let (NamespaceMode::Join(path), false) =
-            (spec.namespaces.mode(kind), kind == Namespace::User)
-        {
+    // The mount namespace last: once in it, a path like /proc/PID/ns/net is looked up in
+    // the container's /proc, where that PID is another process or none.
+    let mut kinds: Vec<Namespace> = Namespace::ALL
+        .into_iter()
+        .filter(|&k| k != Namespace::Mount)
+        .collect();
+    kinds.push(Namespace::Mount);
+    for kind in kinds {
+        // The user namespace is joined in the prelude; PID and time by nutshell, for it.
+        let joined_elsewhere = matches!(kind, Namespace::User | Namespace::Pid | Namespace::Time);
+        if let (NamespaceMode::Join(path), false) = (spec.namespaces.mode(kind), joined_elsewhere) {
             child.push(ChildStep::JoinNamespace {
                 kind,
                 path: path.clone(),
@@ -236,6 +264,9 @@ pub fn plan(
     if let Some(name) = &spec.hostname {
         child.push(ChildStep::SetHostname(name.clone()));
     }
+    if let Some(name) = &spec.domainname {
+        child.push(ChildStep::SetDomainname(name.clone()));
+    }
     let ctx = MountContext {
         rootfs: &root.rootfs,
         user_namespace: in_user_namespace,
@@ -244,9 +275,54 @@ pub fn plan(
     };
     let mount_ops = mount_plan(spec, &root, &ctx, mapping.as_ref(), &state_dir, &mut notes);
     child.extend(mount_ops.into_iter().map(ChildStep::Mount));
+    // After /proc is mounted, before /proc/sys is made read-only, as runc does.
+    child.extend(spec.sysctl.iter().map(|(key, value)| ChildStep::Sysctl {
+        key: key.clone(),
+        value: value.clone(),
+    }));
+    child.extend(
+        mounts::protect_section(&spec.masked_paths, &spec.readonly_paths, spec.root.readonly)
+            .into_iter()
+            .map(ChildStep::Mount),
+    );
+    if spec.process.terminal {
+        // As root still, in the container's root: the pty belongs to its devpts.
+        child.push(ChildStep::SetUpConsole {
+            uid: spec.process.user.uid,
+            size: spec.process.console_size,
+        });
+    }
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: before the
+    // capabilities go, as runc does; with it, as late as possible.
+    let seccomp = match &spec.seccomp {
+        Some(profile) => {
+            let filter = crate::seccomp::compile(profile)?;
+            if !filter.skipped.is_empty() {
+                notes.push(format!(
+                    "seccomp: {} system calls the profile names are unknown on this architecture, skipped: {}",
+                    filter.skipped.len(),
+                    filter.skipped.join(", ")
+                ));
+            }
+            Some(ChildStep::Seccomp(filter))
+        }
+        None => None,
+    };
+    if !spec.process.no_new_privileges {
+        child.extend(seccomp.clone());
+    }
     child.extend(plan_privileges(spec, facts, mapping.as_ref(), &mut notes)?);
+    if spec.process.no_new_privileges {
+        child.extend(seccomp);
+    }
     child.push(ChildStep::Chdir(spec.process.cwd.clone()));
-    child.extend([ChildStep::ResetSignals, ChildStep::WaitForStart]);
+    child.push(ChildStep::ResetSignals);
+    if let (true, crate::spec::Program::Args(args)) = (spec.detached, &spec.process.program) {
+        child.push(ChildStep::FindProgram(args.clone()));
+    }
+    child.extend([ChildStep::WaitForStart {
+        detached: spec.detached,
+    }]);
     child.push(ChildStep::Exec {
         program: spec.process.program.clone(),
         env: spec.process.env.clone(),
@@ -273,7 +349,8 @@ pub fn plan(
 
 // ANCHOR: mount_plan
 /// The mount plan, section by section: propagation, the root, the spec's mounts, the
-/// devices of a fresh /dev, the step into the root, the protected paths.
+/// devices of a fresh /dev, the step into the root. The protected paths follow it, after
+/// the sysctls.
 fn mount_plan(
     spec: &ContainerSpec,
     root: &RootPlan,
@@ -312,11 +389,6 @@ fn mount_plan(
     if !matches!(spec.root.fs, RootFs::Host) {
         ops.extend(mounts::enter_section(spec.root.enter, ctx));
     }
-    ops.extend(mounts::protect_section(
-        &spec.masked_paths,
-        &spec.readonly_paths,
-        spec.root.readonly,
-    ));
     ops
 }
 // ANCHOR_END: mount_plan

@@ -46,12 +46,6 @@ pub(super) fn check_namespaces(spec: &ContainerSpec) -> Result<(), PlanError> {
     if let Some(name) = &spec.hostname {
         crate::uts::validate_hostname(name)?;
     }
-    if let NamespaceMode::Join(_) = ns.pid {
-        return Err(PlanError::Unsupported(
-            "joining a PID namespace: only a process's children enter it, which needs a second fork (chapter 11's exec does that)"
-                .to_string(),
-        ));
-    }
     for kind in Namespace::ALL {
         if let NamespaceMode::Join(path) = ns.mode(kind)
             && !path.is_absolute()
@@ -62,9 +56,15 @@ pub(super) fn check_namespaces(spec: &ContainerSpec) -> Result<(), PlanError> {
             });
         }
     }
-    if spec.process.terminal {
+    if spec.process.terminal && spec.console_socket.is_none() {
         return Err(PlanError::Unsupported(
-            "a terminal for the container (process.terminal): not yet; chapter 11 passes one through a console socket"
+            "a terminal for the container (process.terminal) needs a console socket to send it to (--console-socket)"
+                .to_string(),
+        ));
+    }
+    if spec.console_socket.is_some() && !spec.process.terminal {
+        return Err(PlanError::Unsupported(
+            "a console socket is for a container with a terminal (process.terminal: true)"
                 .to_string(),
         ));
     }
@@ -121,6 +121,21 @@ pub(super) fn plan_cgroup(
     let Some(cgroup) = &spec.cgroup else {
         return Ok(Vec::new());
     };
+    if cgroup.existing {
+        let layout = facts.cgroups.as_ref().ok_or_else(|| {
+            PlanError::NoCgroup("no cgroup hierarchy is mounted on this host".to_string())
+        })?;
+        let path = cgroup.path.clone().ok_or_else(|| {
+            PlanError::Unsupported("joining an existing cgroup needs its path".to_string())
+        })?;
+        cgroups::validate_path(&path)?;
+        let controllers = cgroups::standard_controllers(layout)
+            .into_iter()
+            .filter(|c| layout.mount_for(c).is_some())
+            .map(String::from)
+            .collect();
+        return Ok(vec![ParentStep::EnterCgroup { path, controllers }]);
+    }
     if !facts.caller.privileged {
         let what = if cgroup.resources == Default::default() {
             "a cgroup of the container's own needs root"
@@ -179,10 +194,16 @@ pub(super) fn plan_privileges(
         if !missing.is_empty() && spec.namespaces.user == NamespaceMode::Host {
             return Err(PlanError::BeyondBounding { caps: missing });
         }
-        if caps.bounding.contains(Capability::Mknod) && spec.namespaces.user == NamespaceMode::Host
+        let device_rules = spec
+            .cgroup
+            .as_ref()
+            .is_some_and(|c| !c.resources.devices.is_empty());
+        if caps.bounding.contains(Capability::Mknod)
+            && spec.namespaces.user == NamespaceMode::Host
+            && !device_rules
         {
             notes.push(
-                "CAP_MKNOD without a user namespace: a device node for the host's disk could be made and opened (nutshell has no device cgroup yet)".to_string(),
+                "CAP_MKNOD without a user namespace: a device node for the host's disk could be made and opened (the container's cgroup has no device rules)".to_string(),
             );
         }
         steps.push(ChildStep::DropBoundingSet(caps.bounding));

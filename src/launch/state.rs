@@ -96,6 +96,10 @@ pub struct State {
     /// remove while it exists.
     #[serde(default)]
     pub layers: Vec<PathBuf>,
+    /// Its creator has let it go (`nutshell create`): it is not a leftover when no one
+    /// holds its lock, and lives until `nutshell delete`.
+    #[serde(default)]
+    pub detached: bool,
 }
 
 /// How long a state directory without a lock is left alone: making one takes
@@ -151,6 +155,12 @@ impl StateDir {
     /// The start gate, a FIFO in the directory.
     pub fn start_gate(&self) -> PathBuf {
         self.dir.join("start")
+    }
+
+    /// The exec fifo of a detached container, where its first process reports to
+    /// `nutshell start` whether its program started.
+    pub fn exec_fifo(&self) -> PathBuf {
+        self.dir.join("exec.fifo")
     }
 
     /// Write `state` to `state.json`, atomically: a reader sees the old or the new.
@@ -238,9 +248,25 @@ impl StateDir {
 
     /// Read `state.json`; `None` for a directory whose owner died before writing it.
     pub fn read(&self) -> Option<State> {
-        let text = fs::read_to_string(self.dir.join("state.json")).ok()?;
-        serde_json::from_str(&text).ok()
+        read_state(&self.dir)
     }
+
+    /// The state dir `dir` of a detached container, with its lock: waits up to `wait`
+    /// while another command holds it. `None` if it is still held then.
+    pub fn lock_detached(dir: &Path, wait: Duration) -> io::Result<Option<StateDir>> {
+        Ok(
+            FileLock::acquire(&dir.join("lock"), wait)?.map(|lock| StateDir {
+                dir: dir.to_path_buf(),
+                lock: Some(lock),
+            }),
+        )
+    }
+}
+
+/// Read `<dir>/state.json`, without its lock: what any reader may look at.
+pub fn read_state(dir: &Path) -> Option<State> {
+    let text = fs::read_to_string(dir.join("state.json")).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// The state dirs under `root`, sorted (not the unfinished ones being made or removed).
@@ -340,6 +366,7 @@ mod tests {
             owned: Owned::default(),
             created: now(),
             layers: Vec::new(),
+            detached: false,
         }
     }
 

@@ -68,6 +68,20 @@ pub enum ParentStep {
     },
     /// Write the first process's id maps.
     WriteIdMaps(MappingPlan),
+    /// Move the first process into another container's cgroup, which it does not own.
+    EnterCgroup {
+        /// The cgroup's path.
+        path: String,
+        /// Its controllers.
+        controllers: Vec<String>,
+    },
+    /// Join an existing PID (and time) namespace for the processes this one makes
+    /// next: setns(2) of these kinds changes only the namespace of children, so it is
+    /// done here, before the clone, and the first process starts inside.
+    JoinForChildren {
+        /// The namespace files.
+        paths: Vec<PathBuf>,
+    },
     /// Move the first process into the cgroup.
     JoinCgroup {
         /// The cgroup's path.
@@ -167,6 +181,20 @@ impl fmt::Display for ParentStep {
                     maps(&mapping.maps.gids)
                 )
             }
+            ParentStep::EnterCgroup { path, .. } => {
+                write!(
+                    f,
+                    "move it into its container's cgroup {path} (not its own)"
+                )
+            }
+            ParentStep::JoinForChildren { paths } => {
+                let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                write!(
+                    f,
+                    "join {} for the processes made next (setns: its children start inside)",
+                    names.join(", ")
+                )
+            }
             ParentStep::JoinCgroup { path } => {
                 write!(f, "move it into cgroup {path} (its cgroup.procs)")
             }
@@ -224,6 +252,15 @@ pub enum ChildStep {
     UnshareCgroupNamespace,
     /// Set the hostname.
     SetHostname(String),
+    /// Set the NIS domain name.
+    SetDomainname(String),
+    /// Write one kernel parameter of the container's namespaces to `/proc/sys`.
+    Sysctl {
+        /// Its name, dotted: `net.ipv4.ip_forward`.
+        key: String,
+        /// The value.
+        value: String,
+    },
     /// One operation of the mount plan.
     Mount(MountOp),
     /// Drop every capability outside this set from the bounding set.
@@ -245,8 +282,26 @@ pub enum ChildStep {
     Chdir(PathBuf),
     /// Put every signal's disposition back to its default.
     ResetSignals,
+    /// Make the container's terminal: a pty from its own `/dev/ptmx`, the slave end its
+    /// stdio and controlling terminal, owned by its user; the master end sent over the
+    /// console socket (SCM_RIGHTS), as runc's `recvtty` expects.
+    SetUpConsole {
+        /// The user who will own the slave end.
+        uid: u32,
+        /// Rows and columns to set, if given.
+        size: Option<(u16, u16)>,
+    },
+    /// Install the seccomp filter: from here on, the kernel checks every system call.
+    Seccomp(crate::seccomp::Filter),
+    /// Look the program up in the container's `PATH` now, so that `create` fails for a
+    /// program that is not there, as runc's does, rather than a later `start`.
+    FindProgram(Vec<String>),
     /// Report ready, and wait at the start gate.
-    WaitForStart,
+    WaitForStart {
+        /// The container outlives its creator: stop dying with it (PR_SET_PDEATHSIG off),
+        /// and report the exec to the exec fifo, which `nutshell start` reads.
+        detached: bool,
+    },
     /// Exec the program, or become the init and start it as a child.
     Exec {
         /// What to run.
@@ -297,6 +352,12 @@ impl fmt::Display for ChildStep {
                 "make a cgroup namespace, rooted at the cgroup it is in now"
             ),
             ChildStep::SetHostname(name) => write!(f, "set the hostname to {name}"),
+            ChildStep::SetDomainname(name) => write!(f, "set the domain name to {name}"),
+            ChildStep::Sysctl { key, value } => write!(
+                f,
+                "write {value} to /proc/sys/{} (sysctl {key})",
+                key.replace('.', "/")
+            ),
             ChildStep::Mount(op) => write!(f, "{op}"),
             ChildStep::DropBoundingSet(keep) => write!(
                 f,
@@ -340,7 +401,23 @@ impl fmt::Display for ChildStep {
                 f,
                 "reset every signal to its default, so none the caller ignored stays ignored"
             ),
-            ChildStep::WaitForStart => write!(f, "report ready, and wait at the start gate"),
+            ChildStep::SetUpConsole { .. } => write!(
+                f,
+                "make a pty from /dev/ptmx, make it stdio and the controlling terminal, send its master over the console socket"
+            ),
+            ChildStep::Seccomp(filter) => write!(f, "install {filter} (seccomp(2))"),
+            ChildStep::FindProgram(args) => write!(
+                f,
+                "look up {} in the container's PATH: a missing program fails `create`",
+                args.first().map_or("", String::as_str)
+            ),
+            ChildStep::WaitForStart { detached: false } => {
+                write!(f, "report ready, and wait at the start gate")
+            }
+            ChildStep::WaitForStart { detached: true } => write!(
+                f,
+                "stop dying with nutshell (PR_SET_PDEATHSIG 0: the container outlives `create`), report ready, wait at the start gate; then report to the exec fifo"
+            ),
             ChildStep::Exec { program, init, .. } => {
                 if *init {
                     write!(f, "become the init (PID 1), start {program} as its child")

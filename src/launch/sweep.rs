@@ -36,49 +36,14 @@ pub fn sweep_stale(state_root: &Path, facts: &HostFacts) -> Result<Vec<String>, 
         else {
             continue;
         };
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut what = Vec::new();
-        if let Some(state) = taken.read() {
-            if let Some(init) = state.init.filter(|init| init.alive()) {
-                // A process of ours, named by pid and start time: not a reused pid.
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(init.pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                // Its mounts (an overlay on the container's dirs) go with its mount
-                // namespace, once it is dead: wait for that, a moment, before removing.
-                let deadline = std::time::Instant::now() + KILL_WAIT;
-                while init.alive() && std::time::Instant::now() < deadline {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                what.push(format!("process {}", init.pid));
-            }
-            if let (Some((path, controllers)), Some(layout)) = (&state.owned.cgroup, &facts.cgroups)
-            {
-                let dirs = cgroup_dirs(layout, path, controllers);
-                if dirs.iter().any(|d| d.path.exists()) {
-                    let mut cgroup = Cgroup::left_behind(path, dirs)?;
-                    cgroup.kill_all()?;
-                    cgroup.remove()?;
-                    what.push(format!("cgroup {path}"));
-                }
-            }
-            if let Some(container_dir) = &state.owned.container_dir
-                && container_dir.exists()
-            {
-                remove_container_dir(container_dir, &state.owned, facts)?;
-                what.push(container_dir.display().to_string());
-            }
-            if let Some(network) = &state.owned.network {
-                what.extend(crate::net::teardown(&name, network)?);
-            }
+        if taken
+            .read()
+            .is_some_and(|state| state.detached && state.status != super::Status::Creating)
+        {
+            // Let go by `nutshell create` on purpose: `nutshell delete` removes it.
+            continue;
         }
-        taken.remove().map_err(io("remove", &dir))?;
-        what.push(format!("state {}", dir.display()));
-        removed.push(format!("{name}: {}", what.join(", ")));
+        removed.push(remove_left(taken, facts)?);
     }
     // Leases and ports of containers that left no state at all, and networks no one uses.
     let live = |id: &str| state_root.join(id).exists();
@@ -89,8 +54,65 @@ pub fn sweep_stale(state_root: &Path, facts: &HostFacts) -> Result<Vec<String>, 
 }
 // ANCHOR_END: sweep_stale
 
+/// Remove the container whose state dir `taken` is, with its lock held: kill its first
+/// process, remove its cgroup, its directories, its network and its state. Returns one
+/// line that says what was removed.
+pub(super) fn remove_left(taken: StateDir, facts: &HostFacts) -> Result<String, LaunchError> {
+    let dir = taken.path().to_path_buf();
+    let io = |op, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| LaunchError::Io { op, path, source }
+    };
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut what = Vec::new();
+    if let Some(state) = taken.read() {
+        if let Some(init) = state.init.filter(|init| init.alive()) {
+            // A process of ours, named by pid and start time: not a reused pid.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(init.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            // Its mounts (an overlay on the container's dirs) go with its mount
+            // namespace, once it is dead: wait for that, a moment, before removing.
+            let deadline = std::time::Instant::now() + KILL_WAIT;
+            while init.alive() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            what.push(format!("process {}", init.pid));
+        }
+        if let (Some((path, controllers)), Some(layout)) = (&state.owned.cgroup, &facts.cgroups) {
+            let dirs = cgroup_dirs(layout, path, controllers);
+            if dirs.iter().any(|d| d.path.exists()) {
+                let mut cgroup = Cgroup::left_behind(path, dirs)?;
+                cgroup.kill_all()?;
+                cgroup.remove()?;
+                what.push(format!("cgroup {path}"));
+            }
+        }
+        if let Some(container_dir) = &state.owned.container_dir
+            && container_dir.exists()
+        {
+            remove_container_dir(container_dir, &state.owned, facts)?;
+            what.push(container_dir.display().to_string());
+        }
+        if let Some(network) = &state.owned.network {
+            what.extend(crate::net::teardown(&name, network)?);
+        }
+    }
+    taken.remove().map_err(io("remove", &dir))?;
+    what.push(format!("state {}", dir.display()));
+    Ok(format!("{name}: {}", what.join(", ")))
+}
+
 /// The directories a cgroup at `path` with `controllers` has on this layout.
-fn cgroup_dirs(layout: &CgroupLayout, path: &str, controllers: &[String]) -> Vec<CgroupDir> {
+pub(super) fn cgroup_dirs(
+    layout: &CgroupLayout,
+    path: &str,
+    controllers: &[String],
+) -> Vec<CgroupDir> {
     let mut dirs: Vec<CgroupDir> = Vec::new();
     for controller in controllers {
         let Some(mount) = layout.mount_for(controller) else {

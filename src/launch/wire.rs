@@ -80,6 +80,13 @@ pub struct Boot {
     pub rootfs: PathBuf,
     /// The start gate's read end.
     pub start_gate: RawFd,
+    /// The exec fifo's write end, for a detached container: once through the gate, it
+    /// reports there, to `nutshell start`, since its creator is gone.
+    #[serde(default)]
+    pub exec_fifo: Option<RawFd>,
+    /// The console socket, connected, for a container with a terminal.
+    #[serde(default)]
+    pub console_socket: Option<RawFd>,
     /// The idmapped trees, in the order [`crate::mounts::MountOp::AttachTree`] names them.
     pub trees: Vec<RawFd>,
     /// The highest capability number, for dropping the bounding set.

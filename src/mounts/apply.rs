@@ -31,7 +31,7 @@ use nix::unistd::{chdir, pivot_root};
 
 use super::plan::MountOp;
 use super::resolve::{Follow, Make, fd_path, make_beneath, open_beneath, open_plain};
-use crate::spec::{MountOptions, Propagation};
+use crate::spec::{Atime, MountOptions, Propagation};
 
 /// Performs a plan's operations one at a time, keeping track of where the root is.
 pub struct Applier<'a> {
@@ -178,6 +178,14 @@ impl<'a> Applier<'a> {
                 let bound = self.open(path, Follow::NoSymlinks, Make::Nothing)?;
                 set_read_only(bound.as_fd(), true)
             }
+            MountOp::SetAttributes {
+                target,
+                options,
+                recursive,
+            } => {
+                let at = self.open(target, Follow::InRoot, Make::Nothing)?;
+                set_attributes(at.as_fd(), options, *recursive)
+            }
             MountOp::RemountReadOnly { path, recursive } => {
                 let at = self.open(path, Follow::NoSymlinks, Make::Nothing)?;
                 set_read_only(at.as_fd(), *recursive)
@@ -262,6 +270,9 @@ fn flags_and_data(options: &MountOptions) -> (MsFlags, Option<String>) {
         (options.nosuid, MsFlags::MS_NOSUID),
         (options.nodev, MsFlags::MS_NODEV),
         (options.noexec, MsFlags::MS_NOEXEC),
+        (options.atime == Atime::Strict, MsFlags::MS_STRICTATIME),
+        (options.atime == Atime::Never, MsFlags::MS_NOATIME),
+        (options.nodiratime, MsFlags::MS_NODIRATIME),
     ] {
         if set {
             flags |= flag;
@@ -282,6 +293,43 @@ fn set_read_only(at: BorrowedFd, recursive: bool) -> Result<(), Errno> {
     // SAFETY: mount_attr is plain integers, for which zero is a valid value.
     let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
     attr.attr_set = libc::MOUNT_ATTR_RDONLY;
+    mount_setattr(at, &attr, recursive)
+}
+// ANCHOR_END: set_read_only
+
+/// Set `options`' flags on the mount `at` holds, and with `recursive` below it. The
+/// atime rule is one field of three values: changing it clears the others
+/// (MOUNT_ATTR__ATIME), as mount_setattr(2) requires.
+fn set_attributes(at: BorrowedFd, options: &MountOptions, recursive: bool) -> Result<(), Errno> {
+    // SAFETY: mount_attr is plain integers, for which zero is a valid value.
+    let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
+    for (set, bit) in [
+        (options.readonly, libc::MOUNT_ATTR_RDONLY),
+        (options.nosuid, libc::MOUNT_ATTR_NOSUID),
+        (options.nodev, libc::MOUNT_ATTR_NODEV),
+        (options.noexec, libc::MOUNT_ATTR_NOEXEC),
+        (options.nodiratime, libc::MOUNT_ATTR_NODIRATIME),
+    ] {
+        if set {
+            attr.attr_set |= bit;
+        }
+    }
+    match options.atime {
+        Atime::Relative => {}
+        Atime::Strict => {
+            attr.attr_clr |= libc::MOUNT_ATTR__ATIME;
+            attr.attr_set |= libc::MOUNT_ATTR_STRICTATIME;
+        }
+        Atime::Never => {
+            attr.attr_clr |= libc::MOUNT_ATTR__ATIME;
+            attr.attr_set |= libc::MOUNT_ATTR_NOATIME;
+        }
+    }
+    mount_setattr(at, &attr, recursive)
+}
+
+/// mount_setattr(2) on the mount `at` holds.
+fn mount_setattr(at: BorrowedFd, attr: &libc::mount_attr, recursive: bool) -> Result<(), Errno> {
     let mut flags = libc::AT_EMPTY_PATH;
     if recursive {
         flags |= libc::AT_RECURSIVE;
@@ -293,13 +341,12 @@ fn set_read_only(at: BorrowedFd, recursive: bool) -> Result<(), Errno> {
             at.as_raw_fd(),
             c"".as_ptr(),
             flags,
-            &attr as *const libc::mount_attr,
+            attr as *const libc::mount_attr,
             std::mem::size_of::<libc::mount_attr>(),
         )
     })
     .map(drop)
 }
-// ANCHOR_END: set_read_only
 
 // ANCHOR: attach_tree
 /// Attach the detached tree `tree` on the directory `target` holds (move_mount(2)).

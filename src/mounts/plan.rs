@@ -145,6 +145,17 @@ pub enum MountOp {
         /// The path, inside the container.
         path: PathBuf,
     },
+    /// Set a bind mount's flags (nosuid, nodev, noexec, the atime rule) with
+    /// mount_setattr(2), with every mount below it when `recursive`: a bind mount takes
+    /// the flags of the mount it copies, whatever mount(2) is given.
+    SetAttributes {
+        /// The mount point, resolved as [`MountOp::Bind`]'s target is.
+        target: PathBuf,
+        /// The flags to set (`data` is not used).
+        options: MountOptions,
+        /// With the mounts below it.
+        recursive: bool,
+    },
     /// Make the mount at `path` read-only (mount_setattr(2)), with every mount below it
     /// when `recursive`.
     RemountReadOnly {
@@ -227,6 +238,23 @@ impl fmt::Display for MountOp {
             MountOp::Chroot { new_root } => write!(f, "chroot into {}", new_root.display()),
             MountOp::Mask { path } => write!(f, "mask {}", path.display()),
             MountOp::ReadOnly { path } => write!(f, "make {} read-only", path.display()),
+            MountOp::SetAttributes {
+                target,
+                options,
+                recursive,
+            } => {
+                let below = if *recursive {
+                    " and every mount below it"
+                } else {
+                    ""
+                };
+                write!(
+                    f,
+                    "set {} on the mount at {}{below} (mount_setattr)",
+                    options.names().join(","),
+                    target.display()
+                )
+            }
             MountOp::RemountReadOnly { path, recursive } => {
                 let below = if *recursive {
                     " and every mount below it"

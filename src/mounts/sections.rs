@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::plan::{DEV_SYMLINKS, MountOp};
 use crate::cgroups::{CgroupLayout, CgroupVersion};
-use crate::spec::{Device, EnterRoot, Mount, MountKind, MountOptions, Propagation};
+use crate::spec::{Atime, Device, EnterRoot, Mount, MountKind, MountOptions, Propagation};
 
 /// What the sections need to know about the container besides its spec.
 #[derive(Debug, Clone, Copy)]
@@ -49,12 +49,26 @@ pub fn mounts_section(mounts: &[Mount], ctx: &MountContext) -> Vec<MountOp> {
     for mount in mounts {
         let target = ctx.host(&mount.destination);
         match &mount.kind {
-            MountKind::Bind { source, recursive } => ops.push(MountOp::Bind {
-                source: source.clone(),
-                target,
-                recursive: *recursive,
-                readonly: mount.options.readonly,
-            }),
+            MountKind::Bind { source, recursive } => {
+                ops.push(MountOp::Bind {
+                    source: source.clone(),
+                    target: target.clone(),
+                    recursive: *recursive,
+                    readonly: mount.options.readonly,
+                });
+                let o = &mount.options;
+                if o.nosuid || o.nodev || o.noexec || o.nodiratime || o.atime != Atime::Relative {
+                    ops.push(MountOp::SetAttributes {
+                        target,
+                        options: MountOptions {
+                            readonly: false,
+                            data: Vec::new(),
+                            ..o.clone()
+                        },
+                        recursive: *recursive,
+                    });
+                }
+            }
             MountKind::Sysfs if ctx.binds_host_sys() => ops.push(MountOp::Bind {
                 source: PathBuf::from("/sys"),
                 target,

@@ -32,7 +32,7 @@ use crate::userns::IdMap;
 
 pub use crate::net::{BridgeNetwork, Network};
 
-pub use mount::{Device, Mount, MountKind, MountOptions, Propagation};
+pub use mount::{Atime, Device, Mount, MountKind, MountOptions, Propagation};
 pub use process::{CONTAINER_PATH, Process, Program, Rlimit, RlimitResource, User, standard_env};
 
 // ANCHOR: container_spec
@@ -83,6 +83,26 @@ pub struct ContainerSpec {
     pub network: Option<Network>,
     /// The process the container runs.
     pub process: Process,
+    /// Kernel parameters set in the container's namespaces (OCI `linux.sysctl`), such as
+    /// `net.ipv4.ip_forward`: written to `/proc/sys` once its mounts are made.
+    #[serde(default)]
+    pub sysctl: std::collections::BTreeMap<String, String>,
+    /// The NIS domain name, in its own UTS namespace (OCI `domainname`).
+    #[serde(default)]
+    pub domainname: Option<String>,
+    /// The container outlives the process that creates it, as `runc create`'s does: it
+    /// waits at its start gate for a later `nutshell start`, which learns through the
+    /// exec fifo whether its program started (chapter 11).
+    #[serde(default)]
+    pub detached: bool,
+    /// With `process.terminal`: the unix socket the terminal's master end is sent to, as
+    /// runc's `--console-socket` (the caller listens there; podman's conmon does).
+    #[serde(default)]
+    pub console_socket: Option<PathBuf>,
+    /// The system calls the process may make (OCI `linux.seccomp`), compiled to a BPF
+    /// filter at plan time and installed just before the program runs.
+    #[serde(default)]
+    pub seccomp: Option<crate::seccomp::Profile>,
 }
 // ANCHOR_END: container_spec
 
@@ -105,6 +125,11 @@ impl ContainerSpec {
             root_propagation: Propagation::default(),
             network: None,
             process,
+            sysctl: std::collections::BTreeMap::new(),
+            domainname: None,
+            detached: false,
+            console_socket: None,
+            seccomp: None,
         }
     }
 }
@@ -286,4 +311,8 @@ pub struct CgroupSpec {
     /// The limits; none set: a cgroup that only counts (OCI `linux.resources`).
     #[serde(default)]
     pub resources: Resources,
+    /// The cgroup is another container's, which this process joins (`nutshell exec`):
+    /// it is only entered, never made, written or removed.
+    #[serde(default)]
+    pub existing: bool,
 }

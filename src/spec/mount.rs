@@ -72,8 +72,27 @@ pub struct MountOptions {
     pub nodev: bool,
     /// `noexec`: nothing here can be executed.
     pub noexec: bool,
+    /// When reading a file updates its access time.
+    pub atime: Atime,
+    /// `nodiratime`: reading a directory never updates its access time.
+    pub nodiratime: bool,
     /// The filesystem's own options, such as `mode=755` or `size=64k`.
     pub data: Vec<String>,
+}
+
+/// When a read updates a file's access time (mount(8)'s `relatime`, `strictatime`,
+/// `noatime`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Atime {
+    /// `relatime`, the kernel's default: only when it is older than the last change, or
+    /// a day old.
+    #[default]
+    Relative,
+    /// `strictatime`: on every read.
+    Strict,
+    /// `noatime`: never.
+    Never,
 }
 
 impl MountOptions {
@@ -106,6 +125,9 @@ impl MountOptions {
             (self.nosuid, "nosuid"),
             (self.nodev, "nodev"),
             (self.noexec, "noexec"),
+            (self.atime == Atime::Strict, "strictatime"),
+            (self.atime == Atime::Never, "noatime"),
+            (self.nodiratime, "nodiratime"),
         ]
         .into_iter()
         .filter(|(set, _)| *set)

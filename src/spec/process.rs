@@ -37,9 +37,13 @@ pub struct Process {
     /// How eagerly the OOM killer picks it, -1000 to 1000.
     #[serde(default)]
     pub oom_score_adj: Option<i32>,
-    /// Give it a terminal of its own.
+    /// Give it a terminal of its own: a pty made in the container's devpts, its stdio,
+    /// the master end sent to [`crate::spec::ContainerSpec::console_socket`].
     #[serde(default)]
     pub terminal: bool,
+    /// The terminal's size, rows and columns (OCI `process.consoleSize`).
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
     /// Run nutshell's init as PID 1, with the program as its child: the init reaps
     /// orphans and passes on signals (chapter 3).
     #[serde(default)]
@@ -64,6 +68,7 @@ impl Process {
             rlimits: Vec::new(),
             oom_score_adj: None,
             terminal: false,
+            console_size: None,
             init: false,
         }
     }
