@@ -24,6 +24,7 @@
 //! | [`userns`] | the user namespace: id maps planned and written, root inside, ids seen from the host | ch06-user |
 //! | [`overlay`] | overlayfs roots: mount options, lowers as the container mounts them (idmapped for root), per-container upper/work dirs, the upper's changes, tree digests | ch07-overlayfs |
 //! | [`net`] | the network namespace connected: veth to a bridge, host-local leases, nftables NAT and published ports, the name files; pasta for the rootless | ch08-network |
+//! | [`hooks`] | OCI hooks: programs run at points of the lifecycle, the state on their stdin, with a timeout | ch11-runtime |
 //! | [`seccomp`] | seccomp profiles compiled to BPF: the filter a container's process runs under | ch11-runtime |
 //! | [`workloads`] | nutshell's own programs a container can run: the chapters' demos | ch01-chroot; ch05-cgroups |
 //! | [`chapters`] | the chapter map and what each chapter needs | `nutshell doctor` |
@@ -37,6 +38,7 @@ pub mod cgroups;
 pub mod chapters;
 pub mod cli;
 pub mod doctor;
+pub mod hooks;
 pub mod image;
 pub mod init;
 pub mod ipc;

@@ -80,6 +80,7 @@ fn sample_resources() -> Resources {
         swap: SwapPolicy::NoSwap,
         pids_max: Some(32),
         devices: Vec::new(),
+        ..Resources::default()
     }
 }
 

@@ -261,6 +261,17 @@ impl Cgroup {
         })
     }
 
+    /// A cgroup that lives on after this handle: a detached container's, to read,
+    /// freeze or change from another command. Dropping it leaves it.
+    pub fn borrowed(path: &str, dirs: Vec<CgroupDir>) -> Result<Cgroup, CgroupError> {
+        validate_path(path)?;
+        Ok(Cgroup {
+            path: path.to_owned(),
+            dirs,
+            removed: true,
+        })
+    }
+
     /// The path given to [`Cgroup::create`], `nutshell/<id>`.
     pub fn path(&self) -> &str {
         &self.path
@@ -291,6 +302,78 @@ impl Cgroup {
             write_file(&dir.path.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
+    }
+
+    // ANCHOR: freeze
+    /// Freeze every process in the cgroup (`frozen`), or thaw them, and wait until the
+    /// kernel says it is done: v1 through the freezer hierarchy's `freezer.state`
+    /// (`FROZEN`, `THAWED`; `FREEZING` meanwhile), v2 through `cgroup.freeze`, with
+    /// `frozen 1` in `cgroup.events` once done. How `nutshell pause` and `resume` work.
+    pub fn freeze(&self, frozen: bool) -> Result<(), CgroupError> {
+        let (file, value, done) = match self.freezer()? {
+            (CgroupVersion::V1, dir) => (
+                dir.join("freezer.state"),
+                if frozen { "FROZEN" } else { "THAWED" },
+                dir.join("freezer.state"),
+            ),
+            (CgroupVersion::V2, dir) => (
+                dir.join("cgroup.freeze"),
+                if frozen { "1" } else { "0" },
+                dir.join("cgroup.events"),
+            ),
+        };
+        write_file(&file, value)?;
+        for _ in 0..REMOVE_ATTEMPTS {
+            if self.is_frozen_in(&done)? == frozen {
+                return Ok(());
+            }
+            // v1: a task that did not stop yet is asked again.
+            write_file(&file, value)?;
+            thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Err(CgroupError::Write {
+            path: file,
+            value: value.to_string(),
+            source: io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the kernel did not finish within 2 s",
+            ),
+        })
+    }
+
+    /// Whether the cgroup is frozen (false where it has no freezer).
+    pub fn is_frozen(&self) -> bool {
+        match self.freezer() {
+            Ok((CgroupVersion::V1, dir)) => self.is_frozen_in(&dir.join("freezer.state")),
+            Ok((CgroupVersion::V2, dir)) => self.is_frozen_in(&dir.join("cgroup.events")),
+            Err(_) => Ok(false),
+        }
+        .unwrap_or(false)
+    }
+    // ANCHOR_END: freeze
+
+    /// The directory that freezes it: v1's freezer hierarchy where the cgroup has one,
+    /// else its cgroup2 directory.
+    fn freezer(&self) -> Result<(CgroupVersion, PathBuf), CgroupError> {
+        let v1 = self.dirs.iter().find(|d| {
+            d.version == CgroupVersion::V1 && d.controllers.iter().any(|c| c == "freezer")
+        });
+        let v2 = self.dirs.iter().find(|d| d.version == CgroupVersion::V2);
+        match v1.or(v2) {
+            Some(dir) => Ok((dir.version, dir.path.clone())),
+            None => Err(CgroupError::ControllerMissing {
+                controller: "freezer".to_string(),
+                layout: "this cgroup's hierarchies".to_string(),
+            }),
+        }
+    }
+
+    fn is_frozen_in(&self, file: &Path) -> Result<bool, CgroupError> {
+        let text = fs::read_to_string(file).map_err(|source| CgroupError::Read {
+            path: file.to_path_buf(),
+            source,
+        })?;
+        Ok(text.trim() == "FROZEN" || text.lines().any(|line| line.trim() == "frozen 1"))
     }
 
     // ANCHOR: cpu_stats

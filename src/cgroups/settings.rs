@@ -53,6 +53,13 @@ pub struct Resources {
     pub swap: SwapPolicy,
     /// Maximum number of tasks (`--pids-limit`).
     pub pids_max: Option<u64>,
+    /// The CPUs it may run on, as the kernel lists them: `0-1,3` (`--cpuset-cpus`).
+    pub cpuset_cpus: Option<String>,
+    /// The memory nodes it may allocate from, likewise (`--cpuset-mems`).
+    pub cpuset_mems: Option<String>,
+    /// Memory the kernel reclaims from it last, in bytes (`--memory-reservation`):
+    /// a soft floor under pressure, not a limit.
+    pub memory_reservation: Option<u64>,
     /// Which device nodes the container may open, in order (OCI
     /// `linux.resources.devices`); empty: whatever the parent cgroup allows.
     pub devices: Vec<DeviceRule>,
@@ -104,6 +111,11 @@ impl Resources {
         {
             return Err(SettingsError::SwapBelowMemory { bytes, total });
         }
+        for list in [&self.cpuset_cpus, &self.cpuset_mems].into_iter().flatten() {
+            if !is_cpu_list(list) {
+                return Err(SettingsError::BadCpuList { list: list.clone() });
+            }
+        }
         for rule in &self.devices {
             let bad_access = rule.access.is_empty()
                 || !rule.access.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
@@ -115,6 +127,18 @@ impl Resources {
         }
         Ok(())
     }
+}
+
+/// Whether `list` is a list as `cpuset.cpus` takes it: numbers and ranges, comma
+/// separated (`0-1,3`).
+fn is_cpu_list(list: &str) -> bool {
+    let number = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    list.split(',').all(|part| match part.split_once('-') {
+        Some((low, high)) => {
+            number(low) && number(high) && low.parse::<u32>().ok() <= high.parse::<u32>().ok()
+        }
+        None => number(part),
+    })
 }
 
 /// What a memory limit means for swap.
@@ -195,6 +219,12 @@ pub enum SettingsError {
     PidsTooSmall {
         /// The limit asked for.
         pids: u64,
+    },
+    /// A cpuset list that is not one.
+    #[error("cpuset {list:?}: not a list of CPUs or memory nodes, such as 0-1,3")]
+    BadCpuList {
+        /// The list given.
+        list: String,
     },
     /// A memory+swap limit below the memory limit.
     #[error("memory+swap limit {total}: must be at least the memory limit, {bytes}")]
@@ -282,6 +312,8 @@ pub fn plan(
             swap_accounting,
         ));
     }
+    // Chapter 11's: runc's update and OCI configs set these too.
+    settings.extend(soft_and_cpuset_settings(resources, layout)?);
     if let Some(pids) = resources.pids_max {
         let meaning =
             format!("at most {pids} tasks (processes + threads); fork fails with EAGAIN beyond");
@@ -447,6 +479,52 @@ fn memory_settings(
 // ANCHOR_END: memory_settings
 // ANCHOR_END: plan
 
+/// The memory reservation and the cpuset, which chapter 11's configs set.
+fn soft_and_cpuset_settings(
+    resources: &Resources,
+    layout: &CgroupLayout,
+) -> Result<Vec<Setting>, SettingsError> {
+    let version_of = |controller: &str| {
+        layout
+            .mount_for(controller)
+            .map(|mount| mount.version)
+            .ok_or_else(|| SettingsError::ControllerMissing {
+                controller: controller.to_owned(),
+                layout: layout.layout.to_string(),
+            })
+    };
+    let mut settings = Vec::new();
+    if let Some(bytes) = resources.memory_reservation {
+        let version = version_of("memory")?;
+        let file = match version {
+            CgroupVersion::V1 => "memory.soft_limit_in_bytes",
+            CgroupVersion::V2 => "memory.low",
+        };
+        let meaning = format!("{} reclaimed from it last, under pressure", size(bytes));
+        settings.push(setting(version, "memory", file, bytes.to_string(), meaning));
+    }
+    for (list, file, what) in [
+        (&resources.cpuset_cpus, "cpuset.cpus", "runs only on CPUs"),
+        (
+            &resources.cpuset_mems,
+            "cpuset.mems",
+            "allocates only from memory nodes",
+        ),
+    ] {
+        if let Some(list) = list {
+            let meaning = format!("{what} {list}");
+            settings.push(setting(
+                version_of("cpuset")?,
+                "cpuset",
+                file,
+                list.clone(),
+                meaning,
+            ));
+        }
+    }
+    Ok(settings)
+}
+
 fn cpu(version: CgroupVersion, file: &str, value: String, meaning: String) -> Setting {
     setting(version, "cpu", file, value, meaning)
 }
@@ -569,6 +647,7 @@ mod tests {
             swap: SwapPolicy::NoSwap,
             pids_max: Some(32),
             devices: Vec::new(),
+            ..Resources::default()
         }
     }
 

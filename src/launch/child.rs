@@ -191,6 +191,12 @@ fn run_step(step: &ChildStep, boot: &Boot) -> Result<(), Errno> {
         }
         ChildStep::Chdir(cwd) => enter_cwd(cwd),
         ChildStep::Seccomp(filter) => crate::seccomp::install(filter),
+        ChildStep::RunHooks {
+            stage,
+            hooks,
+            state,
+        } => crate::hooks::run_stage(hooks, state, *stage, std::process::id() as i32)
+            .map_err(|err| err.errno()),
         ChildStep::ResetSignals => {
             reset_signals();
             Ok(())

@@ -235,6 +235,15 @@ pub fn create(
                     container.save()?;
                 }
             }
+            ParentStep::RunHooks { stage, .. } => {
+                let pid = container.pid_or_einval()?;
+                spec.hooks
+                    .run(*stage, pid.as_raw())
+                    .map_err(|source| LaunchError::Hook {
+                        stage: *stage,
+                        source,
+                    })?;
+            }
             ParentStep::Release => {
                 // The netlink sockets are not the container's to keep.
                 container.network = None;

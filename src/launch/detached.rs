@@ -124,10 +124,10 @@ impl Detached {
         pids
     }
 
-    /// Its cgroup, if it has one, to read or change.
+    /// Its cgroup, if it has one, to read or change; the handle does not remove it.
     pub fn cgroup(&self, facts: &HostFacts) -> Option<Cgroup> {
         let (path, _) = self.state.owned.cgroup.as_ref()?;
-        Cgroup::left_behind(path, self.cgroup_dirs(facts)).ok()
+        Cgroup::borrowed(path, self.cgroup_dirs(facts)).ok()
     }
 
     fn cgroup_dirs(&self, facts: &HostFacts) -> Vec<CgroupDir> {

@@ -58,6 +58,15 @@ pub fn explain(step: &ChildStep, errno: Errno, plan: &LaunchPlan) -> Option<Stri
             "it is a directory, or not executable, or on a noexec mount"
         }
         (ChildStep::Exec { .. }, Errno::ENOEXEC) => "it is not a program this kernel can run",
+        (ChildStep::RunHooks { .. }, Errno::ECANCELED) => {
+            "a hook exited with a non-zero status or was killed by a signal"
+        }
+        (ChildStep::RunHooks { .. }, Errno::ETIMEDOUT) => {
+            "a hook ran longer than its timeout, and was killed"
+        }
+        (ChildStep::RunHooks { .. }, Errno::ENOENT) => {
+            "no such hook program, as the container's first process sees the filesystem"
+        }
         (ChildStep::JoinNamespace { .. }, Errno::EINVAL) => {
             "that file is not a namespace of that kind"
         }

@@ -208,6 +208,15 @@ pub enum LaunchError {
     /// Waiting for the container failed.
     #[error(transparent)]
     Init(#[from] crate::init::InitError),
+    /// A hook nutshell ran failed.
+    #[error("{stage} {source}")]
+    Hook {
+        /// Its stage.
+        stage: crate::hooks::Stage,
+        /// How it failed.
+        #[source]
+        source: crate::hooks::HookError,
+    },
 }
 
 impl LaunchError {
@@ -246,16 +255,18 @@ pub fn run_to_end(
     spec: &ContainerSpec,
     facts: &HostFacts,
 ) -> Result<crate::process::Exit, LaunchError> {
-    run_to_end_with(plan, spec, facts, |_| Ok(()))
+    run_to_end_with(plan, spec, facts, |_| Ok(()), |_| ())
 }
 
-/// [`run_to_end`], calling `created` once the container is created, before it starts:
-/// runc's `--pid-file` is written there.
+/// [`run_to_end`], calling `created` once the container is created, before it starts
+/// (runc's `--pid-file` is written there), and `started` once its program runs (the
+/// poststart hooks).
 pub fn run_to_end_with(
     plan: LaunchPlan,
     spec: &ContainerSpec,
     facts: &HostFacts,
     created: impl FnOnce(&Container) -> Result<(), LaunchError>,
+    started: impl FnOnce(&Container),
 ) -> Result<crate::process::Exit, LaunchError> {
     crate::init::block_handled_signals().map_err(|source| LaunchError::ParentStep {
         step: "block the signals to pass on".to_string(),
@@ -264,6 +275,7 @@ pub fn run_to_end_with(
     let mut container = create(plan, spec, facts)?;
     created(&container)?;
     container.start()?;
+    started(&container);
     let exit = container.wait_forwarding_signals()?;
     container.remove()?;
     Ok(exit)

@@ -14,6 +14,7 @@ use super::rules::{check_namespaces, plan_cgroup, plan_mapping, plan_privileges}
 use super::steps::{ChildStep, ParentStep};
 use crate::capabilities::CapSet;
 use crate::cgroups::{self};
+use crate::hooks::Stage;
 use crate::mounts::{self, MountContext, MountOp};
 use crate::namespaces::Namespace;
 use crate::net::{self, NetStep, Network, OwnedNetwork};
@@ -217,6 +218,17 @@ pub fn plan(
             .filter(|s| !s.before_clone())
             .map(ParentStep::Network),
     );
+    // The namespaces exist, the network is connected, the root not yet entered: what
+    // the runtime spec asks of prestart and createRuntime.
+    for stage in [Stage::Prestart, Stage::CreateRuntime] {
+        let hooks = spec.hooks.of(stage);
+        if !hooks.is_empty() {
+            parent.push(ParentStep::RunHooks {
+                stage,
+                paths: hooks.iter().map(|h| h.path.clone()).collect(),
+            });
+        }
+    }
     parent.extend([
         ParentStep::Release,
         ParentStep::WaitReady,
@@ -274,7 +286,13 @@ pub fn plan(
         cgroups: facts.cgroups.as_ref(),
     };
     let mount_ops = mount_plan(spec, &root, &ctx, mapping.as_ref(), &state_dir, &mut notes);
-    child.extend(mount_ops.into_iter().map(ChildStep::Mount));
+    for op in mount_ops {
+        // createContainer: the mounts made, before the root is entered.
+        if matches!(op, MountOp::PivotRoot { .. } | MountOp::Chroot { .. }) {
+            child.extend(hook_step(spec, Stage::CreateContainer));
+        }
+        child.push(ChildStep::Mount(op));
+    }
     // After /proc is mounted, before /proc/sys is made read-only, as runc does.
     child.extend(spec.sysctl.iter().map(|(key, value)| ChildStep::Sysctl {
         key: key.clone(),
@@ -323,6 +341,7 @@ pub fn plan(
     child.extend([ChildStep::WaitForStart {
         detached: spec.detached,
     }]);
+    child.extend(hook_step(spec, Stage::StartContainer));
     child.push(ChildStep::Exec {
         program: spec.process.program.clone(),
         env: spec.process.env.clone(),
@@ -496,4 +515,14 @@ impl fmt::Display for LaunchPlan {
         }
         Ok(())
     }
+}
+
+/// The step that runs `stage`'s hooks in the container, if it has any.
+fn hook_step(spec: &ContainerSpec, stage: Stage) -> Option<ChildStep> {
+    let hooks = spec.hooks.of(stage);
+    (!hooks.is_empty()).then(|| ChildStep::RunHooks {
+        stage,
+        hooks: hooks.to_vec(),
+        state: spec.hooks.state.clone(),
+    })
 }

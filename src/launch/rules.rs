@@ -129,11 +129,15 @@ pub(super) fn plan_cgroup(
             PlanError::Unsupported("joining an existing cgroup needs its path".to_string())
         })?;
         cgroups::validate_path(&path)?;
-        let controllers = cgroups::standard_controllers(layout)
-            .into_iter()
-            .filter(|c| layout.mount_for(c).is_some())
-            .map(String::from)
-            .collect();
+        let controllers = if cgroup.controllers.is_empty() {
+            cgroups::standard_controllers(layout)
+                .into_iter()
+                .filter(|c| layout.mount_for(c).is_some())
+                .map(String::from)
+                .collect()
+        } else {
+            cgroup.controllers.clone()
+        };
         return Ok(vec![ParentStep::EnterCgroup { path, controllers }]);
     }
     if !facts.caller.privileged {
@@ -163,6 +167,11 @@ pub(super) fn plan_cgroup(
         if !controllers.contains(&setting.controller) {
             controllers.push(setting.controller.clone());
         }
+    }
+    // A detached container can be paused (chapter 11): on v1 that takes the freezer
+    // hierarchy; on v2 every cgroup has cgroup.freeze.
+    if spec.detached && layout.v1_mount_for("freezer").is_some() {
+        controllers.push("freezer".to_string());
     }
     owned.cgroup = Some((path.clone(), controllers.clone()));
     let mut steps = vec![ParentStep::CreateCgroup { path, controllers }];

@@ -93,6 +93,14 @@ pub enum ParentStep {
     SetRlimit(Rlimit),
     /// One step of connecting the container's network namespace.
     Network(NetStep),
+    /// Run the hooks of a stage run on the host (prestart, createRuntime), the state
+    /// on their stdin.
+    RunHooks {
+        /// The stage.
+        stage: crate::hooks::Stage,
+        /// Its hooks' programs, in order (the hooks themselves are the spec's).
+        paths: Vec<PathBuf>,
+    },
     /// Let the first process go on, and send it its steps.
     Release,
     /// Wait until it reports that it waits at its start gate: created.
@@ -205,6 +213,11 @@ impl fmt::Display for ParentStep {
                 rlimit.resource, rlimit.soft, rlimit.hard
             ),
             ParentStep::Network(step) => write!(f, "{step}"),
+            ParentStep::RunHooks { stage, paths } => write!(
+                f,
+                "run the {stage} hooks ({}), its state on their stdin",
+                describe_paths(paths)
+            ),
             ParentStep::Release => write!(f, "let it go on, and send it its steps"),
             ParentStep::WaitReady => write!(
                 f,
@@ -296,6 +309,16 @@ pub enum ChildStep {
     /// Look the program up in the container's `PATH` now, so that `create` fails for a
     /// program that is not there, as runc's does, rather than a later `start`.
     FindProgram(Vec<String>),
+    /// Run the hooks of a stage run in the container (createContainer,
+    /// startContainer), the state on their stdin.
+    RunHooks {
+        /// The stage.
+        stage: crate::hooks::Stage,
+        /// Its hooks, in order.
+        hooks: Vec<crate::hooks::Hook>,
+        /// The state's fixed fields.
+        state: serde_json::Map<String, serde_json::Value>,
+    },
     /// Report ready, and wait at the start gate.
     WaitForStart {
         /// The container outlives its creator: stop dying with it (PR_SET_PDEATHSIG off),
@@ -411,6 +434,14 @@ impl fmt::Display for ChildStep {
                 "look up {} in the container's PATH: a missing program fails `create`",
                 args.first().map_or("", String::as_str)
             ),
+            ChildStep::RunHooks { stage, hooks, .. } => {
+                let paths: Vec<PathBuf> = hooks.iter().map(|h| h.path.clone()).collect();
+                write!(
+                    f,
+                    "run the {stage} hooks ({}), its state on their stdin",
+                    describe_paths(&paths)
+                )
+            }
             ChildStep::WaitForStart { detached: false } => {
                 write!(f, "report ready, and wait at the start gate")
             }
@@ -427,4 +458,9 @@ impl fmt::Display for ChildStep {
             }
         }
     }
+}
+
+fn describe_paths(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    names.join(", ")
 }

@@ -103,6 +103,9 @@ pub struct ContainerSpec {
     /// filter at plan time and installed just before the program runs.
     #[serde(default)]
     pub seccomp: Option<crate::seccomp::Profile>,
+    /// Programs to run at points of its lifecycle (OCI `hooks`, chapter 11).
+    #[serde(default)]
+    pub hooks: crate::hooks::Hooks,
 }
 // ANCHOR_END: container_spec
 
@@ -130,6 +133,7 @@ impl ContainerSpec {
             detached: false,
             console_socket: None,
             seccomp: None,
+            hooks: crate::hooks::Hooks::default(),
         }
     }
 }
@@ -315,4 +319,9 @@ pub struct CgroupSpec {
     /// it is only entered, never made, written or removed.
     #[serde(default)]
     pub existing: bool,
+    /// For an existing cgroup: the controllers it has, all of which are entered (a
+    /// process left out of one, `devices` say, would escape its rules); empty: the
+    /// standard set.
+    #[serde(default)]
+    pub controllers: Vec<String>,
 }
