@@ -24,8 +24,8 @@ test-all: _require-root setup
 test:
     cargo test
 
-# Install what the tests and the book need: busybox-static, uidmap, nftables, passt, iproute2, docker-registry, skopeo, umoci, podman, apache2-utils and qemu-system-x86 (Debian's packages), mdbook and mdbook-mermaid; give root's containers their /etc/subuid range
-setup: _busybox _uidmap _subids _net _images _mdbook _qemu
+# Install what the tests and the book need: busybox-static, uidmap, nftables, passt, iproute2, docker-registry, skopeo, umoci, podman, buildah, apache2-utils, runc, hyperfine and qemu-system-x86 (Debian's packages), mdbook and mdbook-mermaid; give root's containers their /etc/subuid range
+setup: _busybox _uidmap _subids _net _images _runtimes _mdbook _qemu
 
 # As root: the cgroup tests on pure v2 and pure v1, each in a qemu guest of Debian's kernel (`--record` records their snapshots; see tests/layouts/lane)
 test-layouts *args: (_require-root "test-layouts" "its guests run the privileged cgroup tests") _busybox _qemu
@@ -136,6 +136,21 @@ _images:
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry skopeo umoci podman buildah apache2-utils >/dev/null
     else
         echo "install docker-registry (distribution), skopeo, umoci, podman and buildah with your package manager; chapters 9 and 10's tests use them" >&2
+        exit 1
+    fi
+
+# Chapter 11's peers: Debian's runc, which the conformance tests run side by side with
+# nutshell, and hyperfine, which times both in `just bench`.
+_runtimes:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if command -v runc >/dev/null && command -v hyperfine >/dev/null; then exit 0; fi
+    if command -v apt-get >/dev/null; then
+        echo "installing runc and hyperfine (chapter 11's conformance tests and benchmark use them)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc hyperfine >/dev/null
+    else
+        echo "install runc and hyperfine with your package manager; chapter 11's tests and benchmark use them" >&2
         exit 1
     fi
 

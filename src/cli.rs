@@ -691,6 +691,13 @@ fn exit_status(err: &(dyn std::error::Error + 'static)) -> u8 {
         {
             return status;
         }
+        // Transparent: its source is the launch error's source, so it is asked itself.
+        if let Some(status) = err
+            .downcast_ref::<crate::oci::runtime::RuntimeError>()
+            .and_then(crate::oci::runtime::RuntimeError::exit_status)
+        {
+            return status;
+        }
         cause = err.source();
     }
     1

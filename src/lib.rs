@@ -24,6 +24,7 @@
 //! | [`userns`] | the user namespace: id maps planned and written, root inside, ids seen from the host | ch06-user |
 //! | [`overlay`] | overlayfs roots: mount options, lowers as the container mounts them (idmapped for root), per-container upper/work dirs, the upper's changes, tree digests | ch07-overlayfs |
 //! | [`net`] | the network namespace connected: veth to a bridge, host-local leases, nftables NAT and published ports, the name files; pasta for the rootless | ch08-network |
+//! | [`oci`] | the OCI runtime: `config.json` → spec, runc's command line, state JSON | ch11-runtime |
 //! | [`hooks`] | OCI hooks: programs run at points of the lifecycle, the state on their stdin, with a timeout | ch11-runtime |
 //! | [`seccomp`] | seccomp profiles compiled to BPF: the filter a container's process runs under | ch11-runtime |
 //! | [`workloads`] | nutshell's own programs a container can run: the chapters' demos | ch01-chroot; ch05-cgroups |
@@ -46,6 +47,7 @@ pub mod launch;
 pub mod mounts;
 pub mod namespaces;
 pub mod net;
+pub mod oci;
 pub mod overlay;
 pub mod process;
 pub mod rootfs;

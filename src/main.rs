@@ -1,6 +1,7 @@
-//! `nutshell`: the runtime the chapters build. For now: `doctor`, `build`, images (the default
-//! one, import and save, pull and push, the store's commands), a container from a spec
-//! file, `cleanup` and `clean`.
+//! `nutshell`: the runtime the chapters build: `doctor`, `build`, images (the default one,
+//! import and save, pull and push, the store's commands), a container from a spec file,
+//! runc's commands for OCI bundles (`create`, `start`, `state`, `kill`, `delete` ...),
+//! `cleanup` and `clean`.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,8 @@ use nutshell::spec::ContainerSpec;
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
+    #[command(flatten)]
+    global: nutshell::oci::cli::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -83,6 +86,8 @@ enum Command {
         #[arg(long)]
         plan: bool,
     },
+    #[command(flatten)]
+    Runtime(nutshell::oci::cli::RuntimeCommand),
     /// Remove what containers whose nutshell was killed left behind: their processes,
     /// cgroups, directories and state. Running containers are not touched.
     Cleanup,
@@ -165,6 +170,7 @@ fn main() -> std::process::ExitCode {
         let cli = Cli::parse();
         let data_dir: PathBuf = nutshell::store::data_dir();
         match cli.command {
+            Command::Runtime(command) => return nutshell::oci::cli::run(&cli.global, &command),
             Command::Doctor => {
                 let report = nutshell::doctor::examine(Path::new("/proc"), &data_dir);
                 print!("{}", nutshell::doctor::render(&report));

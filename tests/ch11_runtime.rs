@@ -1,0 +1,468 @@
+//! Chapter 11: nutshell as an OCI runtime. A bundle goes through runc's lifecycle —
+//! create, start, state, kill, delete — and each step is checked against the runtime
+//! spec; bad configs are refused in one line and leave nothing behind.
+
+mod common;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::time::Duration;
+
+use common::oci::{Bundle, Runtime};
+use common::{assert_no_cgroup_left, assert_nothing_left, data_dir, require_root};
+use serde_json::Value;
+
+/// No container state, directory, mount or cgroup of `id` is left.
+fn assert_gone(data: &std::path::Path, id: &str) {
+    assert_nothing_left(data);
+    assert_no_cgroup_left(id);
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn create_start_state_kill_delete_follow_the_lifecycle() {
+    require_root();
+    let data = data_dir();
+    let bundle = Bundle::new(data.path(), "bundle", &["sleep", "30"]);
+    let nutshell = Runtime::nutshell(data.path());
+    let id = common::unique_name("life");
+    let pid_file = data.path().join("pid");
+    nutshell.ok(&[
+        "create",
+        "--bundle",
+        bundle.path(),
+        "--pid-file",
+        pid_file.to_str().expect("utf-8"),
+        &id,
+    ]);
+    let state = nutshell.state(&id);
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["id"], id.as_str());
+    assert_eq!(state["ociVersion"], "1.0.2");
+    assert_eq!(state["bundle"], bundle.path());
+    let pid = state["pid"].as_i64().expect("pid");
+    let written: i64 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .parse()
+        .expect("a number");
+    assert_eq!(pid, written, "the pid file names the container's process");
+    // Created: the process waits in nutshell-init, before its program's exec.
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe");
+    assert!(
+        exe.to_string_lossy().contains("memfd:"),
+        "before start it runs the sealed copy, not the program: {}",
+        exe.display()
+    );
+    nutshell.ok(&["start", &id]);
+    assert_eq!(nutshell.status(&id), "running");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+    assert_eq!(cmdline, b"sleep\x0030\x00", "start exec'd the program");
+    // The same list the state shows.
+    let list: Value =
+        serde_json::from_str(&nutshell.ok(&["list", "--format", "json"])).expect("list JSON");
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["status"], "running");
+    let refused = nutshell.call(&["delete", &id]);
+    assert!(
+        !refused.status.success(),
+        "a running container is not deleted"
+    );
+    nutshell.ok(&["kill", &id, "KILL"]);
+    nutshell.wait_for_status(&id, "stopped");
+    assert_eq!(nutshell.state(&id)["pid"], 0);
+    nutshell.ok(&["delete", &id]);
+    assert!(!nutshell.call(&["state", &id]).status.success());
+    assert_gone(data.path(), &id);
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn a_missing_program_fails_create_in_one_line_and_leaves_nothing() {
+    require_root();
+    let data = data_dir();
+    let bundle = Bundle::new(data.path(), "bundle", &["/no/such/program"]);
+    let nutshell = Runtime::nutshell(data.path());
+    let id = common::unique_name("missing");
+    let output = nutshell.call(&["create", "--bundle", bundle.path(), &id]);
+    assert_eq!(output.status.code(), Some(127), "as a shell exits");
+    let stderr = common::stderr(&output);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("/no/such/program"), "{stderr}");
+    assert_gone(data.path(), &id);
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn run_waits_and_returns_the_programs_exit_status() {
+    require_root();
+    let data = data_dir();
+    let bundle = Bundle::new(data.path(), "bundle", &["sh", "-c", "exit 3"]);
+    let nutshell = Runtime::nutshell(data.path());
+    let id = common::unique_name("run");
+    let output = nutshell.call(&["run", "--bundle", bundle.path(), &id]);
+    assert_eq!(output.status.code(), Some(3));
+    assert_gone(data.path(), &id);
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn start_twice_and_signals_to_a_stopped_container_are_refused() {
+    require_root();
+    let data = data_dir();
+    let bundle = Bundle::new(data.path(), "bundle", &["true"]);
+    let nutshell = Runtime::nutshell(data.path());
+    let id = common::unique_name("twice");
+    nutshell.create(&bundle, &id);
+    nutshell.ok(&["start", &id]);
+    nutshell.wait_for_status(&id, "stopped");
+    let again = nutshell.call(&["start", &id]);
+    assert!(!again.status.success());
+    assert!(
+        common::stderr(&again).contains("Stopped"),
+        "{}",
+        common::stderr(&again)
+    );
+    assert!(!nutshell.call(&["kill", &id, "TERM"]).status.success());
+    nutshell.ok(&["delete", &id]);
+    // Deleting what is gone: an error, unless forced.
+    assert!(!nutshell.call(&["delete", &id]).status.success());
+    nutshell.ok(&["delete", "--force", &id]);
+    assert_gone(data.path(), &id);
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn a_created_container_is_deleted_without_force() {
+    require_root();
+    let data = data_dir();
+    let bundle = Bundle::new(data.path(), "bundle", &["sleep", "30"]);
+    let nutshell = Runtime::nutshell(data.path());
+    let id = common::unique_name("created");
+    nutshell.create(&bundle, &id);
+    // As runc: nothing could ever start it again, so delete ends its waiting process.
+    nutshell.ok(&["delete", &id]);
+    assert_gone(data.path(), &id);
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn kill_names_signals_by_name_or_number_and_all_reaches_every_process() {
+    require_root();
+    let data = data_dir();
+    // The shell ignores TERM; its child sleeps and does not.
+    let bundle = Bundle::new(
+        data.path(),
+        "bundle",
+        &["sh", "-c", "trap '' TERM; sleep 30 & wait; sleep 30"],
+    );
+    let nutshell = Runtime::nutshell(data.path());
+    let id = common::unique_name("kill");
+    nutshell.create(&bundle, &id);
+    nutshell.ok(&["start", &id]);
+    std::thread::sleep(Duration::from_millis(300));
+    nutshell.ok(&["kill", &id, "15"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(nutshell.status(&id), "running", "the shell ignores TERM");
+    assert!(!nutshell.call(&["kill", &id, "NOSUCH"]).status.success());
+    nutshell.ok(&["kill", "--all", &id, "SIGKILL"]);
+    nutshell.wait_for_status(&id, "stopped");
+    nutshell.ok(&["delete", &id]);
+    assert_gone(data.path(), &id);
+}
+
+// ANCHOR: console_test
+/// Receive one fd over `listener` (SCM_RIGHTS), with the message that came with it.
+fn receive_fd(listener: &UnixListener) -> (String, OwnedFd) {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    listener.set_nonblocking(false).expect("blocking");
+    let (stream, _) = listener.accept().expect("accept");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut buffer = [0u8; 64];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buffer)];
+    let message = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .expect("recvmsg");
+    let fd = message
+        .cmsgs()
+        .expect("cmsgs")
+        .find_map(|cmsg| match cmsg {
+            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        })
+        .expect("an fd came with the message");
+    let len = message.bytes;
+    // SAFETY: the fd just received belongs to this process alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    (String::from_utf8_lossy(&buffer[..len]).into_owned(), fd)
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn a_terminal_goes_to_the_console_socket_and_is_the_containers_own() {
+    require_root();
+    let data = data_dir();
+    let mut bundle = Bundle::new(data.path(), "bundle", &["sh", "-c", "tty; stty size"]);
+    bundle.config["process"]["terminal"] = Value::Bool(true);
+    bundle.config["process"]["consoleSize"] = serde_json::json!({"height": 30, "width": 100});
+    bundle.write();
+    let socket = data.path().join("console.sock");
+    let listener = UnixListener::bind(&socket).expect("listen");
+    let nutshell = Runtime::nutshell(data.path());
+    let id = common::unique_name("tty");
+    let receiver = std::thread::spawn(move || receive_fd(&listener));
+    nutshell.ok(&[
+        "create",
+        "--bundle",
+        bundle.path(),
+        "--console-socket",
+        socket.to_str().expect("utf-8"),
+        &id,
+    ]);
+    let (name, master) = receiver.join().expect("receiver");
+    assert_eq!(name, "/dev/ptmx", "the message runc's recvtty expects");
+    nutshell.ok(&["start", &id]);
+    nutshell.wait_for_status(&id, "stopped");
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 256];
+    // The slave end is closed: the master reads what was written, then EIO.
+    while let Ok(n) = nix::unistd::read(&master, &mut chunk) {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&seen);
+    // A pty of the container's own devpts: numbered from 0, and with the size asked for.
+    assert_eq!(text, "/dev/pts/0\r\n30 100\r\n");
+    nutshell.ok(&["delete", &id]);
+    assert_gone(data.path(), &id);
+}
+// ANCHOR_END: console_test
+
+/// `create` of `config` (edited by `edit`) fails: its one-line error.
+fn refused(edit: impl FnOnce(&mut Value)) -> String {
+    let data = data_dir();
+    let mut bundle = Bundle::new(data.path(), "bundle", &["true"]);
+    edit(&mut bundle.config);
+    bundle.write();
+    let nutshell = Runtime::nutshell(data.path());
+    let output = nutshell.call(&["create", "--bundle", bundle.path(), "bad"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = common::stderr(&output);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert_nothing_left(data.path());
+    stderr
+}
+
+/// A change to a config.
+type Edit = Box<dyn FnOnce(&mut Value)>;
+
+#[test]
+fn configs_nutshell_cannot_honour_are_refused_in_one_line() {
+    let cases: Vec<(&str, Edit)> = vec![
+        (
+            "process.apparmorProfile",
+            Box::new(|c| c["process"]["apparmorProfile"] = "docker-default".into()),
+        ),
+        (
+            "process.selinuxLabel",
+            Box::new(|c| c["process"]["selinuxLabel"] = "system_u:system_r:container_t".into()),
+        ),
+        (
+            "option nosymfollow",
+            Box::new(|c| c["mounts"][0]["options"] = serde_json::json!(["nosymfollow"])),
+        ),
+        (
+            "linux.cgroupsPath",
+            Box::new(|c| c["linux"]["cgroupsPath"] = "system.slice:nutshell:x".into()),
+        ),
+        (
+            "linux.resources.blockIO",
+            Box::new(|c| c["linux"]["resources"]["blockIO"] = serde_json::json!({"weight": 10})),
+        ),
+        (
+            "mounts[/mnt].type",
+            Box::new(|c| {
+                c["mounts"]
+                    .as_array_mut()
+                    .expect("mounts")
+                    .push(serde_json::json!({"destination": "/mnt", "type": "9p", "source": "x"}))
+            }),
+        ),
+        (
+            "linux.personality",
+            Box::new(|c| c["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"})),
+        ),
+        (
+            "process.args",
+            Box::new(|c| c["process"]["args"] = serde_json::json!([])),
+        ),
+        (
+            "root.path",
+            Box::new(|c| c["root"]["path"] = "no-such-rootfs".into()),
+        ),
+        (
+            "process.oomScoreAdj",
+            Box::new(|c| c["process"]["oomScoreAdj"] = 5000.into()),
+        ),
+        (
+            "needs a new uts namespace",
+            Box::new(|c| {
+                let namespaces = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
+                namespaces.retain(|ns| ns["type"] != "uts");
+            }),
+        ),
+    ];
+    for (expected, edit) in cases {
+        let error = refused(edit);
+        assert!(error.contains(expected), "{expected:?} not in: {error}");
+    }
+}
+
+#[test]
+fn a_malformed_config_and_a_missing_bundle_are_refused() {
+    let data = data_dir();
+    let bundle = Bundle::new(data.path(), "bundle", &["true"]);
+    std::fs::write(bundle.dir.join("config.json"), "{ not json").expect("write");
+    let nutshell = Runtime::nutshell(data.path());
+    let output = nutshell.call(&["create", "--bundle", bundle.path(), "bad"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(common::stderr(&output).contains("config.json"));
+    let output = nutshell.call(&["create", "--bundle", "/no/such/bundle", "bad"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(common::stderr(&output).contains("/no/such/bundle"));
+    let output = nutshell.call(&["state", "no-such-container"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(common::stderr(&output).contains("does not exist"));
+    let output = nutshell.call(&["--systemd-cgroup", "create", "--bundle", bundle.path(), "x"]);
+    assert!(common::stderr(&output).contains("--systemd-cgroup"));
+    assert_nothing_left(data.path());
+}
+
+#[test]
+fn errors_also_go_to_the_log_file_in_runcs_json_format() {
+    let data = data_dir();
+    let log = data.path().join("log.json");
+    let nutshell = Runtime::nutshell(data.path());
+    let output = nutshell.call(&[
+        "--log",
+        log.to_str().expect("utf-8"),
+        "--log-format",
+        "json",
+        "state",
+        "nothing-here",
+    ]);
+    assert!(!output.status.success());
+    let text = std::fs::read_to_string(&log).expect("the log was written");
+    // podman reads the whole file as one JSON object and shows its msg.
+    let entry: Value = serde_json::from_str(text.trim()).expect("one JSON object");
+    assert_eq!(entry["level"], "error");
+    assert!(
+        entry["msg"]
+            .as_str()
+            .expect("msg")
+            .contains("does not exist")
+    );
+    assert!(entry["time"].as_str().is_some());
+}
+
+#[test]
+fn spec_writes_a_config_that_nutshell_maps_and_features_says_what_it_does() {
+    let data = data_dir();
+    let nutshell = Runtime::nutshell(data.path());
+    let dir = data.path().join("specs");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    nutshell.ok(&["spec", "--bundle", dir.to_str().expect("utf-8")]);
+    let config: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("config.json")).expect("config.json"),
+    )
+    .expect("JSON");
+    assert_eq!(config["process"]["args"], serde_json::json!(["sh"]));
+    assert_eq!(config["root"]["path"], "rootfs");
+    // A second spec would overwrite it: refused.
+    assert!(
+        !nutshell
+            .call(&["spec", "--bundle", dir.to_str().expect("utf-8")])
+            .status
+            .success()
+    );
+    let rootless = data.path().join("rootless");
+    std::fs::create_dir_all(&rootless).expect("mkdir");
+    nutshell.ok(&[
+        "spec",
+        "--rootless",
+        "--bundle",
+        rootless.to_str().expect("utf-8"),
+    ]);
+    let config: Value = serde_json::from_str(
+        &std::fs::read_to_string(rootless.join("config.json")).expect("config.json"),
+    )
+    .expect("JSON");
+    let namespaces: Vec<&str> = config["linux"]["namespaces"]
+        .as_array()
+        .expect("namespaces")
+        .iter()
+        .filter_map(|ns| ns["type"].as_str())
+        .collect();
+    assert!(namespaces.contains(&"user"), "{namespaces:?}");
+    assert!(config["linux"]["uidMappings"].is_array());
+    let features: Value = serde_json::from_str(&nutshell.ok(&["features"])).expect("JSON");
+    assert_eq!(features["ociVersionMax"], "1.0.2");
+    assert_eq!(features["linux"]["cgroup"]["systemd"], false);
+    assert!(
+        features["linux"]["namespaces"]
+            .as_array()
+            .expect("namespaces")
+            .contains(&Value::from("time"))
+    );
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn a_seccomp_profile_filters_system_calls_by_name_and_argument() {
+    require_root();
+    let data = data_dir();
+    let script = "touch f; mkdir d; echo mkdir=$?; chmod 755 f; echo chmod755=$?; \
+                  chmod 777 f; echo chmod777=$?; grep Seccomp: /proc/self/status";
+    let mut bundle = Bundle::new(data.path(), "bundle", &["sh", "-c", script]);
+    bundle.config["root"]["readonly"] = Value::Bool(false);
+    bundle.config["process"]["cwd"] = "/tmp".into();
+    bundle.config["linux"]["seccomp"] = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+            {"names": ["chmod"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+             "args": [{"index": 1, "value": 0o777, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["fchmodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+             "args": [{"index": 2, "value": 0o777, "op": "SCMP_CMP_EQ"}]}
+        ]
+    });
+    bundle.write();
+    let nutshell = Runtime::nutshell(data.path());
+    let id = common::unique_name("seccomp");
+    let out = data.path().join("out");
+    let output = std::process::Command::new(&nutshell.binary)
+        .env("NUTSHELL_DATA", data.path())
+        .args(["--root", nutshell.root.to_str().expect("utf-8")])
+        .args(["run", "--bundle", bundle.path(), &id])
+        .stdout(std::fs::File::create(&out).expect("out file"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let output = common::output_within(output, Duration::from_secs(60));
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let text = std::fs::read_to_string(&out).expect("output");
+    assert!(text.contains("mkdir=1"), "mkdir is denied: {text}");
+    assert!(text.contains("chmod755=0"), "mode 755 is allowed: {text}");
+    assert!(text.contains("chmod777=1"), "mode 777 is denied: {text}");
+    assert!(text.contains("Seccomp:\t2"), "in filter mode: {text}");
+    assert_gone(data.path(), &id);
+}
