@@ -19,7 +19,7 @@ use crate::mounts::{self, MountContext, MountOp};
 use crate::namespaces::Namespace;
 use crate::net::{self, NetStep, Network, OwnedNetwork};
 use crate::overlay::OverlayLayers;
-use crate::spec::{ContainerSpec, MountKind, NamespaceMode, RootFs};
+use crate::spec::{ContainerSpec, MountKind, NamespaceMode, Propagation, RootFs};
 use crate::userns::{self, MappingPlan};
 
 /// What nutshell will do to start one container, step by step.
@@ -379,8 +379,15 @@ fn mount_plan(
     notes: &mut Vec<String>,
 ) -> Vec<MountOp> {
     let mut ops = Vec::new();
+    // pivot_root refuses a shared root: a shared one is a slave until it is entered.
+    let shared = spec.root_propagation == Propagation::Shared;
     if spec.namespaces.mount == NamespaceMode::New {
-        ops.extend(mounts::propagation_section(spec.root_propagation));
+        let first = if shared {
+            Propagation::Slave
+        } else {
+            spec.root_propagation
+        };
+        ops.extend(mounts::propagation_section(first));
     }
     ops.extend(root.mounts.iter().cloned());
     let spec_mounts = tty_group_mapped(spec, mapping, notes);
@@ -407,6 +414,9 @@ fn mount_plan(
     }
     if !matches!(spec.root.fs, RootFs::Host) {
         ops.extend(mounts::enter_section(spec.root.enter, ctx));
+        if shared && spec.namespaces.mount == NamespaceMode::New {
+            ops.extend(mounts::propagation_section(Propagation::Shared));
+        }
     }
     ops
 }
