@@ -727,7 +727,7 @@ fn check_pidfile(runtime: &Runtime, data: &Path) -> Result<(), String> {
     let state: Value = serde_json::from_slice(&state.stdout).map_err(|e| e.to_string())?;
     let written = std::fs::read_to_string(&file).map_err(|e| format!("no pid file: {e}"))?;
     ensure!(
-        written.trim() == state["pid"].to_string(),
+        written.trim().parse::<i64>().ok() == state["pid"].as_i64(),
         "pid file {written:?}, state {}",
         state["pid"]
     );

@@ -466,3 +466,203 @@ fn a_seccomp_profile_filters_system_calls_by_name_and_argument() {
     assert!(text.contains("Seccomp:\t2"), "in filter mode: {text}");
     assert_gone(data.path(), &id);
 }
+
+/// The value of `file` in container `id`'s cgroup (`nutshell/<id>`), for `controller`.
+fn cgroup_file(id: &str, controller: &str, file: &str) -> String {
+    let layout =
+        nutshell::cgroups::detect_host(std::path::Path::new("/proc")).expect("cgroup layout");
+    let mount = layout.mount_for(controller).expect("the controller");
+    let path = mount.mount_point.join("nutshell").join(id).join(file);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+fn v2(controller: &str) -> bool {
+    nutshell::cgroups::detect_host(std::path::Path::new("/proc"))
+        .ok()
+        .and_then(|l| l.mount_for(controller).map(|m| m.version))
+        == Some(nutshell::cgroups::CgroupVersion::V2)
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn pause_freezes_the_container_and_resume_thaws_it() {
+    require_root();
+    let data = data_dir();
+    // It counts, a line every 20 ms, into a file the test reads.
+    let mut bundle = Bundle::new(
+        data.path(),
+        "bundle",
+        &["sh", "-c", "while :; do echo . >> /ticks; sleep 0.02; done"],
+    );
+    bundle.config["root"]["readonly"] = Value::Bool(false);
+    bundle.write();
+    let ticks = bundle.dir.join("rootfs/ticks");
+    let count = || std::fs::read_to_string(&ticks).map_or(0, |t| t.lines().count());
+    let nutshell = Runtime::nutshell(data.path());
+    let id = common::unique_name("pause");
+    nutshell.create(&bundle, &id);
+    assert!(
+        !nutshell.call(&["pause", &id]).status.success(),
+        "a created container is not paused"
+    );
+    nutshell.ok(&["start", &id]);
+    let wait_for_ticks = |more: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let start = count();
+        while count() < start + more {
+            assert!(std::time::Instant::now() < deadline, "it does not count");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for_ticks(3);
+    nutshell.ok(&["pause", &id]);
+    assert_eq!(nutshell.status(&id), "paused");
+    let frozen = count();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count(), frozen, "a frozen container does not run");
+    assert!(
+        !nutshell.call(&["pause", &id]).status.success(),
+        "pausing twice is refused"
+    );
+    nutshell.ok(&["resume", &id]);
+    assert_eq!(nutshell.status(&id), "running");
+    wait_for_ticks(3);
+    // A paused container is still deleted by force: thawed, then killed.
+    nutshell.ok(&["pause", &id]);
+    nutshell.ok(&["delete", "--force", &id]);
+    assert_gone(data.path(), &id);
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn update_changes_a_running_containers_limits() {
+    require_root();
+    let data = data_dir();
+    let mut bundle = Bundle::new(data.path(), "bundle", &["sleep", "30"]);
+    bundle.config["linux"]["resources"] = serde_json::json!({
+        "memory": {"limit": 134217728}, "pids": {"limit": 100},
+    });
+    bundle.write();
+    let nutshell = Runtime::nutshell(data.path());
+    let id = common::unique_name("update");
+    nutshell.create(&bundle, &id);
+    nutshell.ok(&["start", &id]);
+    let memory = if v2("memory") {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    assert_eq!(cgroup_file(&id, "memory", memory), "134217728");
+    nutshell.ok(&["update", "--memory", "64m", "--pids-limit", "20", &id]);
+    assert_eq!(cgroup_file(&id, "memory", memory), "67108864");
+    assert_eq!(cgroup_file(&id, "pids", "pids.max"), "20");
+    // As podman calls it: an OCI linux.resources object in a file. Raising memory
+    // above the old memory+swap limit takes the two in the right order on v1.
+    let resources = data.path().join("resources.json");
+    std::fs::write(
+        &resources,
+        r#"{"memory": {"limit": 268435456, "swap": 268435456}, "cpu": {"quota": 20000, "period": 100000}}"#,
+    )
+    .expect("write resources");
+    nutshell.ok(&[
+        "update",
+        "--resources",
+        resources.to_str().expect("utf-8"),
+        &id,
+    ]);
+    assert_eq!(cgroup_file(&id, "memory", memory), "268435456");
+    if v2("cpu") {
+        assert_eq!(cgroup_file(&id, "cpu", "cpu.max"), "20000 100000");
+    } else {
+        assert_eq!(cgroup_file(&id, "cpu", "cpu.cfs_quota_us"), "20000");
+    }
+    let refused = nutshell.call(&["update", "--memory", "1k", &id]);
+    assert!(
+        !refused.status.success(),
+        "a limit no container can run under"
+    );
+    assert_eq!(common::stderr(&refused).lines().count(), 1);
+    assert_eq!(cgroup_file(&id, "memory", memory), "268435456", "unchanged");
+    nutshell.ok(&["delete", "--force", &id]);
+    assert_gone(data.path(), &id);
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn ps_lists_the_containers_processes() {
+    require_root();
+    let data = data_dir();
+    let bundle = Bundle::new(
+        data.path(),
+        "bundle",
+        &["sh", "-c", "sleep 30 & sleep 31 & wait"],
+    );
+    let nutshell = Runtime::nutshell(data.path());
+    let id = common::unique_name("ps");
+    nutshell.create(&bundle, &id);
+    nutshell.ok(&["start", &id]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let pids = loop {
+        let pids: Vec<i64> =
+            serde_json::from_str(&nutshell.ok(&["ps", "--format", "json", &id])).expect("JSON");
+        if pids.len() == 3 || std::time::Instant::now() > deadline {
+            break pids;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(pids.len(), 3, "the shell and its two sleeps: {pids:?}");
+    let first = nutshell.state(&id)["pid"].as_i64().expect("pid");
+    assert!(pids.contains(&first));
+    let table = nutshell.ok(&["ps", &id]);
+    let mut lines = table.lines();
+    assert!(lines.next().expect("a header").contains("PID"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    assert!(rows.iter().any(|r| r.contains("sleep 31")), "{table}");
+    nutshell.ok(&["delete", "--force", &id]);
+    assert_gone(data.path(), &id);
+}
+
+// ANCHOR: cve_2019_5736_test
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn the_container_cannot_overwrite_the_runtime_binary_cve_2019_5736() {
+    require_root();
+    let data = data_dir();
+    let mut bundle = Bundle::new(data.path(), "bundle", &["sleep", "30"]);
+    // Root in the container, with a writable root, tries every process that runs
+    // nutshell: its /proc/PID/exe, opened for writing, would be the host's binary.
+    let attack = "for p in /proc/[0-9]*; do \
+                    exe=$(readlink $p/exe 2>/dev/null) || continue; \
+                    case \"$exe\" in *nutshell*) \
+                      if printf x 2>/dev/null >> $p/exe; then echo \"overwrote $exe\"; \
+                      else echo \"refused $exe\"; fi;; esac; \
+                  done";
+    bundle.config["root"]["readonly"] = Value::Bool(false);
+    bundle.write();
+    let binary = std::fs::read(common::cli::NUTSHELL).expect("read nutshell");
+    let nutshell = Runtime::nutshell(data.path());
+    let id = common::unique_name("cve");
+    // Created, not started: the container's PID 1 is nutshell-init at its gate, and an
+    // exec runs nutshell-init too.
+    nutshell.create(&bundle, &id);
+    let out = nutshell.ok(&["exec", &id, "sh", "-c", attack]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("refused /memfd:nutshell-init")),
+        "the attack reached nutshell's processes, and was refused: {out:?}"
+    );
+    assert!(!out.contains("overwrote"), "{out}");
+    assert!(
+        !out.contains(common::cli::NUTSHELL),
+        "no process in the container shows the host's binary: {out}"
+    );
+    nutshell.ok(&["delete", "--force", &id]);
+    let after = std::fs::read(common::cli::NUTSHELL).expect("read nutshell");
+    assert!(after == binary, "the runtime's binary is unchanged");
+    assert_gone(data.path(), &id);
+}
+// ANCHOR_END: cve_2019_5736_test

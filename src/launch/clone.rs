@@ -117,16 +117,22 @@ pub(super) fn clone_first_process(flags: CloneFlags, prelude: &Prelude) -> Resul
     // makes a handful of system calls, so 256 KiB is plenty; pages are touched only
     // when used.
     let mut stack = vec![0u8; 256 * 1024];
+    let dumpable = born_non_dumpable();
     // SAFETY: the child runs `run_prelude` alone, which allocates nothing, takes no lock
     // and leaves by execveat or _exit.
-    unsafe {
+    let child = unsafe {
         nix::sched::clone(
             Box::new(|| run_prelude(prelude)),
             &mut stack,
             flags,
             Some(libc::SIGCHLD),
         )
+    };
+    if let Some(dumpable) = dumpable {
+        // SAFETY: prctl with integer arguments; this process goes on as it was.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, dumpable) };
     }
+    child
 }
 
 /// In the child: die with the parent, wait for it, become root of the user namespace,
@@ -187,6 +193,24 @@ fn run_prelude(p: &Prelude) -> ! {
     }
 }
 // ANCHOR_END: clone_first_process
+
+/// CVE-2019-5736: until it execs the sealed copy, the child runs the host's binary, and
+/// a process of a container it joins (`nutshell exec`) could open that through its
+/// `/proc/PID/exe`. A child born non-dumpable cannot be opened so: only CAP_SYS_PTRACE
+/// on the host opens a non-dumpable process's exe. Makes this process non-dumpable for
+/// the clone, and returns what to restore. As root only: a non-dumpable child's /proc
+/// files belong to root, and a normal user's nutshell writes its uid_map (nor can a
+/// normal user write the installed binary anyway).
+fn born_non_dumpable() -> Option<libc::c_int> {
+    // SAFETY: prctl with integer arguments.
+    let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE) };
+    if !nix::unistd::geteuid().is_root() || dumpable <= 0 {
+        return None;
+    }
+    // SAFETY: as above.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
+    Some(dumpable)
+}
 
 /// Report step `step` failed with the current errno, and leave.
 fn fail(p: &Prelude, step: u32) -> ! {

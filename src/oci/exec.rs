@@ -68,8 +68,9 @@ pub fn exec(id: &str, options: &ExecOptions, facts: &HostFacts) -> Result<i32, R
     let write_pid = pid_file_writer(options.pid_file.as_deref());
     if !options.detach {
         let plan = launch::plan(&exec_id, &spec, &exec_facts).map_err(LaunchError::from)?;
-        let exit = launch::run_to_end_with(plan, &spec, &exec_facts, write_pid, |_| ())?;
-        return Ok(exit.code());
+        let exit = launch::run_to_end_with(plan, &spec, &exec_facts, write_pid, |_| ());
+        remove_if_empty(&exec_facts.state_root);
+        return Ok(exit?.code());
     }
     let created = launch::launch(Some(exec_id.clone()), &spec, &exec_facts)?;
     write_pid(&created)?;
@@ -79,11 +80,18 @@ pub fn exec(id: &str, options: &ExecOptions, facts: &HostFacts) -> Result<i32, R
     // Its state is of no use once it runs (or failed): the container's delete ends it
     // with the rest of the container's cgroup.
     let forgotten = process.forget();
+    remove_if_empty(&exec_facts.state_root);
     started?;
     forgotten?;
     Ok(0)
 }
 // ANCHOR_END: exec
+
+/// Remove the execs' state directory once no exec is in it (rmdir(2) refuses a
+/// directory that is not empty).
+fn remove_if_empty(dir: &std::path::Path) {
+    let _ = std::fs::remove_dir(dir);
+}
 
 /// The spec of a process in the container whose first process is `pid`.
 fn exec_spec(
