@@ -137,7 +137,7 @@ pub const CHAPTERS: &[Chapter] = &[
         bin: "ch11-runtime",
         adds: "the OCI runtime",
         needs: &[],
-        written: false,
+        written: true,
         rootless: false,
     },
     Chapter {

@@ -89,7 +89,7 @@ const CHECKS: &[Check] = &[
         name: "hooks_stdin",
         what: "each hook reads the state on stdin, with the stage's status",
         runc: Outcome::Fail,
-        note: "runc's poststart hooks read status created though the program runs; nutshell's read running",
+        note: "runc 1.1 runs poststart hooks during create, before the program (runc#1710), so they read status created; nutshell's run once it runs, and read running",
         run: check_hooks_stdin,
     },
     Check {
@@ -257,7 +257,7 @@ const CHECKS: &[Check] = &[
         name: "poststart_fail",
         what: "a failing poststart hook is a warning; the container runs on",
         runc: Outcome::Fail,
-        note: "runc fails start and kills the container; the spec says to warn and go on, as nutshell does",
+        note: "runc 1.1 runs the hook during create, and fails create; spec 1.0.2 says to warn and go on, as nutshell does",
         run: check_poststart_fail,
     },
     Check {

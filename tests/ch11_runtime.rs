@@ -666,3 +666,63 @@ fn the_container_cannot_overwrite_the_runtime_binary_cve_2019_5736() {
     assert_gone(data.path(), &id);
 }
 // ANCHOR_END: cve_2019_5736_test
+
+const CH11: &str = env!("CARGO_BIN_EXE_ch11-runtime");
+
+/// The snapshot settings of chapter 11's binary: pids, times and the bundle's random
+/// name vary from run to run.
+fn tour_settings(data: &std::path::Path) -> insta::Settings {
+    let mut settings = common::snapshot_settings(data);
+    settings.add_filter(r#""pid": [1-9]\d*"#, r#""pid": [PID]"#);
+    settings.add_filter(r#""created": "[^"]+""#, r#""created": "[TIME]""#);
+    settings.add_filter(r"ch11-bundle-\w+", "ch11-bundle-[RANDOM]");
+    settings
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn the_tour_walks_a_bundle_through_the_lifecycle() {
+    require_root();
+    let data = data_dir();
+    let output = common::binary(CH11, data.path())
+        .timeout(Duration::from_secs(120))
+        .output()
+        .expect("run ch11-runtime");
+    let stdout = common::stdout(&output);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        common::stderr(&output)
+    );
+    assert!(stdout.contains(r#""status": "created""#), "{stdout}");
+    assert!(
+        stdout.contains("exe /memfd:nutshell-init (deleted)"),
+        "created: nutshell-init waits, from its sealed copy: {stdout}"
+    );
+    assert!(stdout.contains("status running: exe /bin/busybox, argv sleep 300"));
+    assert!(stdout.contains("status stopped, pid 0"));
+    tour_settings(data.path()).bind(|| insta::assert_snapshot!("ch11_tour", stdout));
+    assert_nothing_left(data.path());
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn break_it_is_refused_in_one_line_each_and_leaves_nothing() {
+    require_root();
+    let data = data_dir();
+    let output = common::binary(CH11, data.path())
+        .arg("--break-it")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .expect("run ch11-runtime --break-it");
+    let stdout = common::stdout(&output);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        common::stderr(&output)
+    );
+    assert_eq!(stdout.matches("refused:").count(), 4, "{stdout}");
+    assert!(!stdout.contains("accepted"), "{stdout}");
+    tour_settings(data.path()).bind(|| insta::assert_snapshot!("ch11_break_it", stdout));
+    assert_nothing_left(data.path());
+}

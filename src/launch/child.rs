@@ -306,6 +306,7 @@ fn set_up_console(socket: OwnedFd, uid: u32, size: Option<(u16, u16)>) -> Result
 }
 // ANCHOR_END: set_up_console
 
+// ANCHOR: send_fd
 /// Send `fd` over the unix socket `socket` (SCM_RIGHTS), with `name` as the message.
 fn send_fd(socket: RawFd, fd: RawFd, name: &[u8]) -> Result<(), Errno> {
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
@@ -314,7 +315,9 @@ fn send_fd(socket: RawFd, fd: RawFd, name: &[u8]) -> Result<(), Errno> {
     let cmsg = [ControlMessage::ScmRights(&fds)];
     sendmsg::<()>(socket, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None).map(drop)
 }
+// ANCHOR_END: send_fd
 
+// ANCHOR: wait_for_start
 /// Report ready, then wait until `start` writes to the gate. Attached, it dies with its
 /// creator; detached, it lives on after it (runc's container waits for `runc start` the
 /// same way), and a write to the exec fifo with no reader must not kill it.
@@ -342,6 +345,7 @@ fn wait_for_start(sync: RawFd, gate: Option<std::fs::File>, detached: bool) -> R
         }
     }
 }
+// ANCHOR_END: wait_for_start
 
 // ANCHOR: exec
 /// The last step: exec the program, or run the builtin; with `init`, stay as PID 1 and

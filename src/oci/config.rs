@@ -28,6 +28,7 @@ use crate::spec::{
 };
 use crate::userns::IdMap;
 
+// ANCHOR: config_error
 /// Why a `config.json` cannot be run by nutshell.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -56,6 +57,7 @@ pub enum ConfigError {
         reason: String,
     },
 }
+// ANCHOR_END: config_error
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {

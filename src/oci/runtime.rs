@@ -271,6 +271,7 @@ pub(crate) fn pid_file_writer(
     }
 }
 
+// ANCHOR: start_command
 /// `nutshell start ID`.
 pub fn start(id: &str, facts: &HostFacts) -> Result<(), RuntimeError> {
     let mut container = find(id, facts)?;
@@ -282,6 +283,7 @@ pub fn start(id: &str, facts: &HostFacts) -> Result<(), RuntimeError> {
     );
     Ok(())
 }
+// ANCHOR_END: start_command
 
 /// What the OCI side keeps for `container`; the default for a container of nutshell's
 /// own commands, which has none.
@@ -292,6 +294,7 @@ fn record(container: &Detached) -> OciRecord {
         .unwrap_or_default()
 }
 
+// ANCHOR: warn_on_failure
 /// A failed poststart or poststop hook: the runtime spec has the runtime warn, and
 /// the lifecycle go on as if it had succeeded.
 fn warn_on_failure(stage: Stage, result: Result<(), crate::hooks::HookError>) {
@@ -299,6 +302,7 @@ fn warn_on_failure(stage: Stage, result: Result<(), crate::hooks::HookError>) {
         eprintln!("nutshell: warning: {stage} {err}");
     }
 }
+// ANCHOR_END: warn_on_failure
 
 /// `nutshell state ID`, as JSON.
 pub fn state(id: &str, facts: &HostFacts) -> Result<OciState, RuntimeError> {
