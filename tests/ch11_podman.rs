@@ -44,11 +44,13 @@ impl Podman {
             .args(["--root", &dir("storage"), "--runroot", &dir("runroot")])
             .args(["--tmpdir", &dir("tmp"), "--storage-driver", "vfs"])
             .args(["--network-config-dir", &dir("networks")])
-            .args(["--runtime-flag", &format!("root={}", dir("state"))])
             .args(["--runtime", NUTSHELL, "--cgroup-manager", "cgroupfs"])
             .args(["--events-backend", "file", "--log-level", "error"])
             .args(args)
+            // podman's runtime flags do not reach every call (its cleanup's `delete`
+            // has none), but its environment does: nutshell's data and state dirs.
             .env("NUTSHELL_DATA", self.dir.join("nutshell"))
+            .env("NUTSHELL_ROOT", self.dir.join("state"))
             .stdin(Stdio::null());
         command
     }
@@ -69,6 +71,29 @@ impl Podman {
             common::stderr(&output)
         );
         common::stdout(&output)
+    }
+}
+
+impl Podman {
+    /// Nothing of nutshell's is left for the container `id`: no state, no cgroup.
+    fn assert_gone(&self, id: &str) {
+        let id = id.trim();
+        assert_eq!(id.len(), 64, "a container id: {id:?}");
+        common::assert_no_cgroup_left(&format!("libpod-{id}"));
+        let state = self.dir.join("state").join(id);
+        assert!(!state.exists(), "{} is left", state.display());
+    }
+
+    /// `run ARGS` with `--cidfile`: its output, and the container's id.
+    fn run_with_id(&self, args: &[&str]) -> (Output, String) {
+        let cidfile = self.dir.join("cid");
+        let _ = std::fs::remove_file(&cidfile);
+        let cid = cidfile.display().to_string();
+        let mut all = run_args(&["--cidfile", &cid]);
+        all.extend(args);
+        let output = self.call(&all);
+        let id = std::fs::read_to_string(&cidfile).unwrap_or_default();
+        (output, id)
     }
 }
 
@@ -160,15 +185,12 @@ fn podman_runs_a_command_and_returns_its_exit_code() {
     require_root();
     let data = data_dir();
     let podman = Podman::new(data.path());
-    let out = podman.ok(&run_args(&[
-        "--rm",
-        "default",
-        "echo",
-        "hello from nutshell",
-    ]));
-    assert_eq!(out.trim(), "hello from nutshell");
-    let output = podman.call(&run_args(&["--rm", "default", "sh", "-c", "exit 7"]));
+    let (output, id) = podman.run_with_id(&["--rm", "default", "echo", "hello from nutshell"]);
+    assert_eq!(common::stdout(&output).trim(), "hello from nutshell");
+    podman.assert_gone(&id);
+    let (output, id) = podman.run_with_id(&["--rm", "default", "sh", "-c", "exit 7"]);
     assert_eq!(output.status.code(), Some(7), "{}", common::stderr(&output));
+    podman.assert_gone(&id);
     let missing = podman.call(&run_args(&["--rm", "default", "/no/such/program"]));
     assert_eq!(
         missing.status.code(),
@@ -212,6 +234,7 @@ fn podman_detaches_execs_limits_stops_and_removes() {
     assert_eq!(state.trim(), "exited");
     podman.ok(&["rm", "web"]);
     assert_eq!(podman.ok(&["ps", "-aq"]).trim(), "");
+    podman.assert_gone(&id);
     assert!(
         !Path::new(&format!("/proc/{pid}")).exists(),
         "the container's process is gone"
@@ -265,7 +288,11 @@ fn podman_run_it_gives_the_container_a_terminal() {
     let mut script = Command::new("script");
     script
         .args(["-qefc", &line, "/dev/null"])
-        .env("NUTSHELL_DATA", podman.dir.join("nutshell"))
+        .envs(
+            inner
+                .get_envs()
+                .filter_map(|(key, value)| Some((key, value?))),
+        )
         .stdin(Stdio::null());
     let output = output_within(script, "script podman run -it");
     let out = common::stdout(&output);
@@ -276,6 +303,10 @@ fn podman_run_it_gives_the_container_a_terminal() {
         common::stderr(&output)
     );
     assert!(out.contains("/dev/pts/0"), "a pty of its own: {out:?}");
+    assert!(
+        !out.contains('\0'),
+        "nothing but the program's output: {out:?}"
+    );
     assert_eq!(podman.ok(&["ps", "-aq"]).trim(), "");
 }
 

@@ -284,8 +284,11 @@ fn configs_nutshell_cannot_honour_are_refused_in_one_line() {
             Box::new(|c| c["linux"]["cgroupsPath"] = "system.slice:nutshell:x".into()),
         ),
         (
-            "linux.resources.blockIO",
-            Box::new(|c| c["linux"]["resources"]["blockIO"] = serde_json::json!({"weight": 10})),
+            "linux.resources.blockIO.weightDevice",
+            Box::new(|c| {
+                c["linux"]["resources"]["blockIO"] =
+                    serde_json::json!({"weightDevice": [{"major": 8, "minor": 0, "weight": 10}]})
+            }),
         ),
         (
             "mounts[/mnt].type",
@@ -725,4 +728,77 @@ fn break_it_is_refused_in_one_line_each_and_leaves_nothing() {
     assert!(!stdout.contains("accepted"), "{stdout}");
     tour_settings(data.path()).bind(|| insta::assert_snapshot!("ch11_break_it", stdout));
     assert_nothing_left(data.path());
+}
+
+/// A block device of this machine, `major:minor`: the first disk that is not a loop or
+/// RAM device.
+fn a_block_device() -> Option<(u64, u64)> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("loop") && !n.starts_with("ram") && !n.starts_with("zram"))
+        .collect();
+    names.sort();
+    let dev = std::fs::read_to_string(format!("/sys/block/{}/dev", names.first()?)).ok()?;
+    let (major, minor) = dev.trim().split_once(':')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn block_io_and_huge_page_limits_reach_the_cgroup_where_the_host_has_them() {
+    require_root();
+    let data = data_dir();
+    let nutshell = Runtime::nutshell(data.path());
+    let (major, minor) = a_block_device().expect("a block device");
+    let with = |name: &str, resources: Value| {
+        let mut bundle = Bundle::new(data.path(), name, &["sleep", "30"]);
+        bundle.config["linux"]["resources"] = resources;
+        bundle.write();
+        let id = common::unique_name(name);
+        let output = nutshell.call(&["create", "--bundle", bundle.path(), &id]);
+        (id, output)
+    };
+    // Throttles exist on every layout: v1's blkio.throttle.*, v2's io.max.
+    let (id, output) = with(
+        "throttle",
+        serde_json::json!({"blockIO": {"throttleReadBpsDevice": [
+            {"major": major, "minor": minor, "rate": 1048576}]}}),
+    );
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let device = format!("{major}:{minor}");
+    if v2("io") {
+        let max = cgroup_file(&id, "io", "io.max");
+        assert!(max.contains(&format!("{device} rbps=1048576")), "{max}");
+    } else {
+        let bps = cgroup_file(&id, "blkio", "blkio.throttle.read_bps_device");
+        assert_eq!(bps, format!("{device} 1048576"));
+    }
+    nutshell.ok(&["delete", "--force", &id]);
+    assert_gone(data.path(), &id);
+    // A weight and huge pages only where the host's kernel has them: applied, or
+    // refused in one line that says what is missing, with nothing left.
+    for (name, resources, file) in [
+        (
+            "weight",
+            serde_json::json!({"blockIO": {"weight": 500}}),
+            "weight",
+        ),
+        (
+            "hugepages",
+            serde_json::json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}),
+            "hugetlb",
+        ),
+    ] {
+        let (id, output) = with(name, resources);
+        if output.status.success() {
+            nutshell.ok(&["delete", "--force", &id]);
+        } else {
+            let stderr = common::stderr(&output);
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            assert!(stderr.contains(file), "{name}: {stderr}");
+        }
+        assert_gone(data.path(), &id);
+    }
 }

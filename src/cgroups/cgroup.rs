@@ -127,6 +127,15 @@ pub enum CgroupError {
         /// The error, with its errno.
         source: io::Error,
     },
+    /// A setting's file is not in the cgroup: the kernel does not offer it here.
+    #[error(
+        "{} does not exist: this host's kernel does not offer that setting (blkio.weight, say, needs an I/O scheduler with weights)",
+        path.display()
+    )]
+    NoSuchSetting {
+        /// The file.
+        path: PathBuf,
+    },
     /// Reading a cgroup file failed.
     #[error("read {}: {source}", path.display())]
     Read {
@@ -291,7 +300,12 @@ impl Cgroup {
     pub fn apply(&self, settings: &[Setting]) -> Result<(), CgroupError> {
         for setting in settings {
             let dir = self.dir_for(setting.version, &setting.controller)?;
-            write_file(&dir.path.join(&setting.file), &setting.value)?;
+            let path = dir.path.join(&setting.file);
+            match write_file(&path, &setting.value) {
+                // cgroupfs makes no files: a write to one it lacks fails with EACCES.
+                Err(_) if !path.exists() => return Err(CgroupError::NoSuchSetting { path }),
+                other => other?,
+            }
         }
         Ok(())
     }

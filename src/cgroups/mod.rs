@@ -58,6 +58,6 @@ pub use cpu::{
 };
 pub use layout::{CgroupLayout, CgroupMount, CgroupVersion, Layout, LayoutError, detect_host};
 pub use settings::{
-    DeviceRule, MIN_MEMORY_BYTES, Resources, Setting, SettingsError, SwapPolicy, parse_size, plan,
-    render_table,
+    DeviceRule, IoLimit, IoThrottle, MIN_MEMORY_BYTES, Resources, Setting, SettingsError,
+    SwapPolicy, parse_size, plan, render_table,
 };

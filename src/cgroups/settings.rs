@@ -60,9 +60,45 @@ pub struct Resources {
     /// Memory the kernel reclaims from it last, in bytes (`--memory-reservation`):
     /// a soft floor under pressure, not a limit.
     pub memory_reservation: Option<u64>,
+    /// Its share of block I/O against its siblings, 10 to 1000, where the host's I/O
+    /// scheduler has weights (OCI `blockIO.weight`).
+    pub blkio_weight: Option<u16>,
+    /// Block I/O limits per device (OCI `blockIO.throttle*Device`).
+    pub blkio_throttle: Vec<IoThrottle>,
+    /// Huge page limits: the page size as the kernel names it (`2MB`), and bytes (OCI
+    /// `hugepageLimits`).
+    pub hugepage_limits: Vec<(String, u64)>,
     /// Which device nodes the container may open, in order (OCI
     /// `linux.resources.devices`); empty: whatever the parent cgroup allows.
     pub devices: Vec<DeviceRule>,
+}
+
+/// One block I/O limit: at most `rate` of `kind` on device `major:minor`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IoThrottle {
+    /// The device's major number.
+    pub major: u64,
+    /// Its minor number.
+    pub minor: u64,
+    /// What is limited.
+    pub kind: IoLimit,
+    /// Per second.
+    pub rate: u64,
+}
+
+/// What a block I/O limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IoLimit {
+    /// Bytes read per second.
+    ReadBps,
+    /// Bytes written per second.
+    WriteBps,
+    /// Read operations per second.
+    ReadIops,
+    /// Write operations per second.
+    WriteIops,
 }
 
 /// One rule of the devices controller: allow or deny access to devices of a kind.
@@ -110,6 +146,18 @@ impl Resources {
             && total < bytes
         {
             return Err(SettingsError::SwapBelowMemory { bytes, total });
+        }
+        if let Some(weight) = self.blkio_weight.filter(|w| !(10..=1000).contains(w)) {
+            return Err(SettingsError::BadIoWeight { weight });
+        }
+        for (size, _) in &self.hugepage_limits {
+            let digits = ["KB", "MB", "GB"]
+                .iter()
+                .find_map(|unit| size.strip_suffix(unit))
+                .unwrap_or_default();
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(SettingsError::BadPageSize { size: size.clone() });
+            }
         }
         for list in [&self.cpuset_cpus, &self.cpuset_mems].into_iter().flatten() {
             if !is_cpu_list(list) {
@@ -219,6 +267,18 @@ pub enum SettingsError {
     PidsTooSmall {
         /// The limit asked for.
         pids: u64,
+    },
+    /// An I/O weight out of range.
+    #[error("block I/O weight {weight}: must be 10 to 1000")]
+    BadIoWeight {
+        /// The weight given.
+        weight: u16,
+    },
+    /// A huge page size not as the kernel names them.
+    #[error("huge page size {size:?}: not a size as the kernel names them, such as 2MB or 1GB")]
+    BadPageSize {
+        /// The size given.
+        size: String,
     },
     /// A cpuset list that is not one.
     #[error("cpuset {list:?}: not a list of CPUs or memory nodes, such as 0-1,3")]
@@ -522,6 +582,68 @@ fn soft_and_cpuset_settings(
             ));
         }
     }
+    settings.extend(io_settings(resources, layout)?);
+    for (size, bytes) in &resources.hugepage_limits {
+        let version = version_of("hugetlb")?;
+        let file = match version {
+            CgroupVersion::V1 => format!("hugetlb.{size}.limit_in_bytes"),
+            CgroupVersion::V2 => format!("hugetlb.{size}.max"),
+        };
+        let meaning = format!("at most {} in {size} huge pages", self::size(*bytes));
+        settings.push(setting(
+            version,
+            "hugetlb",
+            &file,
+            bytes.to_string(),
+            meaning,
+        ));
+    }
+    Ok(settings)
+}
+
+/// Block I/O: v1's `blkio` hierarchy (`blkio.weight`, `blkio.throttle.*_device`), or
+/// v2's `io` controller (`io.weight`, `io.max`).
+fn io_settings(
+    resources: &Resources,
+    layout: &CgroupLayout,
+) -> Result<Vec<Setting>, SettingsError> {
+    if resources.blkio_weight.is_none() && resources.blkio_throttle.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (version, controller) = if layout.v1_mount_for("blkio").is_some() {
+        (CgroupVersion::V1, "blkio")
+    } else if layout.mount_for("io").is_some() {
+        (CgroupVersion::V2, "io")
+    } else {
+        return Err(SettingsError::ControllerMissing {
+            controller: "blkio (v2: io)".to_owned(),
+            layout: layout.layout.to_string(),
+        });
+    };
+    let mut settings = Vec::new();
+    if let Some(weight) = resources.blkio_weight {
+        let (file, value) = match version {
+            CgroupVersion::V1 => ("blkio.weight", weight.to_string()),
+            CgroupVersion::V2 => ("io.weight", format!("default {weight}")),
+        };
+        let meaning = format!("block I/O weight {weight} against its siblings");
+        settings.push(setting(version, controller, file, value, meaning));
+    }
+    for limit in &resources.blkio_throttle {
+        let device = format!("{}:{}", limit.major, limit.minor);
+        let (v1_file, v2_key, what) = match limit.kind {
+            IoLimit::ReadBps => ("blkio.throttle.read_bps_device", "rbps", "bytes read"),
+            IoLimit::WriteBps => ("blkio.throttle.write_bps_device", "wbps", "bytes written"),
+            IoLimit::ReadIops => ("blkio.throttle.read_iops_device", "riops", "reads"),
+            IoLimit::WriteIops => ("blkio.throttle.write_iops_device", "wiops", "writes"),
+        };
+        let (file, value) = match version {
+            CgroupVersion::V1 => (v1_file, format!("{device} {}", limit.rate)),
+            CgroupVersion::V2 => ("io.max", format!("{device} {v2_key}={}", limit.rate)),
+        };
+        let meaning = format!("at most {} {what} a second on device {device}", limit.rate);
+        settings.push(setting(version, controller, file, value, meaning));
+    }
     Ok(settings)
 }
 
@@ -656,6 +778,87 @@ mod tests {
             .iter()
             .map(|s| (s.file.as_str(), s.value.as_str()))
             .collect()
+    }
+
+    /// Chapter 11's settings: a reservation, a cpuset, block I/O and huge pages.
+    fn runtime_sample() -> Resources {
+        Resources {
+            memory_reservation: Some(32 << 20),
+            cpuset_cpus: Some("0-1".to_string()),
+            blkio_weight: Some(500),
+            blkio_throttle: vec![IoThrottle {
+                major: 8,
+                minor: 0,
+                kind: IoLimit::WriteIops,
+                rate: 100,
+            }],
+            hugepage_limits: vec![("2MB".to_string(), 4 << 20)],
+            ..Resources::default()
+        }
+    }
+
+    #[test]
+    fn runtime_settings_name_each_versions_files() {
+        let v1_files = files(&plan(&runtime_sample(), &v1(), true).expect("plans"))
+            .iter()
+            .map(|(f, v)| format!("{f}={v}"))
+            .collect::<Vec<_>>();
+        assert_eq!(
+            v1_files,
+            [
+                "memory.soft_limit_in_bytes=33554432",
+                "cpuset.cpus=0-1",
+                "blkio.weight=500",
+                "blkio.throttle.write_iops_device=8:0 100",
+                "hugetlb.2MB.limit_in_bytes=4194304",
+            ]
+        );
+        let v2_files = files(&plan(&runtime_sample(), &v2(), true).expect("plans"))
+            .iter()
+            .map(|(f, v)| format!("{f}={v}"))
+            .collect::<Vec<_>>();
+        assert_eq!(
+            v2_files,
+            [
+                "memory.low=33554432",
+                "cpuset.cpus=0-1",
+                "io.weight=default 500",
+                "io.max=8:0 wiops=100",
+                "hugetlb.2MB.max=4194304",
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_cpu_lists_page_sizes_and_weights_are_refused() {
+        for list in ["", "a", "1-", "3-1", "0,,1", "0 1"] {
+            let resources = Resources {
+                cpuset_cpus: Some(list.to_string()),
+                ..Resources::default()
+            };
+            assert!(resources.validate().is_err(), "{list:?}");
+        }
+        for size in ["2M", "MB", "2.5MB", "2TB", ""] {
+            let resources = Resources {
+                hugepage_limits: vec![(size.to_string(), 1)],
+                ..Resources::default()
+            };
+            assert!(resources.validate().is_err(), "{size:?}");
+        }
+        for weight in [0, 9, 1001] {
+            let resources = Resources {
+                blkio_weight: Some(weight),
+                ..Resources::default()
+            };
+            assert!(resources.validate().is_err(), "{weight}");
+        }
+        let fine = Resources {
+            cpuset_cpus: Some("0-3,5".to_string()),
+            hugepage_limits: vec![("1GB".to_string(), 0)],
+            blkio_weight: Some(10),
+            ..Resources::default()
+        };
+        assert!(fine.validate().is_ok());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use oci_spec::runtime::{
 };
 
 use crate::capabilities::{CapSet, Capabilities, Capability};
-use crate::cgroups::{DeviceRule, Resources, SwapPolicy};
+use crate::cgroups::{DeviceRule, IoLimit, IoThrottle, Resources, SwapPolicy};
 use crate::namespaces::{Namespace, TimeOffsets};
 use crate::spec::{
     Atime, CgroupSpec, ContainerSpec, Device, EnterRoot, Mount, MountKind, MountOptions,
@@ -711,6 +711,53 @@ fn map_cgroup(linux: &oci_spec::runtime::Linux) -> Result<CgroupSpec, ConfigErro
 }
 // ANCHOR_END: map_cgroup
 
+/// `linux.resources.blockIO`: the weight and the throttles; per-device weights and the
+/// leaf weight are refused (no cgroup version nutshell writes has both).
+fn map_block_io(
+    io: &oci_spec::runtime::LinuxBlockIo,
+    mapped: &mut Resources,
+) -> Result<(), ConfigError> {
+    mapped.blkio_weight = io.weight();
+    for (set, field) in [
+        (
+            io.leaf_weight().is_some(),
+            "linux.resources.blockIO.leafWeight",
+        ),
+        (
+            io.weight_device().as_ref().is_some_and(|d| !d.is_empty()),
+            "linux.resources.blockIO.weightDevice",
+        ),
+    ] {
+        if set {
+            return Err(unsupported(field, "not implemented"));
+        }
+    }
+    for (list, kind) in [
+        (io.throttle_read_bps_device(), IoLimit::ReadBps),
+        (io.throttle_write_bps_device(), IoLimit::WriteBps),
+        (io.throttle_read_iops_device(), IoLimit::ReadIops),
+        (io.throttle_write_iops_device(), IoLimit::WriteIops),
+    ] {
+        for device in list.iter().flatten() {
+            let number = |n: i64| {
+                u64::try_from(n).map_err(|_| {
+                    invalid(
+                        "linux.resources.blockIO",
+                        format!("device number {n}: must not be negative"),
+                    )
+                })
+            };
+            mapped.blkio_throttle.push(IoThrottle {
+                major: number(device.major())?,
+                minor: number(device.minor())?,
+                kind,
+                rate: device.rate(),
+            });
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn map_resources(res: &LinuxResources) -> Result<Resources, ConfigError> {
     let mut mapped = Resources::default();
     if let Some(cpu) = res.cpu() {
@@ -817,14 +864,21 @@ pub(crate) fn map_resources(res: &LinuxResources) -> Result<Resources, ConfigErr
             access: rule.access().clone().unwrap_or_else(|| "rwm".to_string()),
         });
     }
+    if let Some(io) = res.block_io() {
+        map_block_io(io, &mut mapped)?;
+    }
+    for limit in res.hugepage_limits().iter().flatten() {
+        let bytes = u64::try_from(limit.limit()).map_err(|_| {
+            invalid(
+                "linux.resources.hugepageLimits",
+                format!("limit {}: must not be negative", limit.limit()),
+            )
+        })?;
+        mapped
+            .hugepage_limits
+            .push((limit.page_size().clone(), bytes));
+    }
     for (set, field) in [
-        (res.block_io().is_some(), "linux.resources.blockIO"),
-        (
-            res.hugepage_limits()
-                .as_ref()
-                .is_some_and(|h| !h.is_empty()),
-            "linux.resources.hugepageLimits",
-        ),
         (res.network().is_some(), "linux.resources.network"),
         (
             res.rdma().as_ref().is_some_and(|r| !r.is_empty()),

@@ -542,7 +542,7 @@ fn now_rfc3339() -> String {
 /// capabilities, masked paths and mounts), or with `rootless` one for a normal user:
 /// a user namespace mapping it to root, and no cgroup limits.
 pub fn default_config(rootless: bool) -> oci_spec::runtime::Spec {
-    if rootless {
+    let mut config = if rootless {
         let (uid, gid) = (
             nix::unistd::getuid().as_raw(),
             nix::unistd::getgid().as_raw(),
@@ -550,7 +550,10 @@ pub fn default_config(rootless: bool) -> oci_spec::runtime::Spec {
         oci_spec::runtime::Spec::rootless(uid, gid)
     } else {
         oci_spec::runtime::Spec::default()
-    }
+    };
+    // oci-spec's default is its sister project's name; runc's is its own.
+    config.set_hostname(Some("nutshell".to_string()));
+    config
 }
 // ANCHOR_END: default_config
 
