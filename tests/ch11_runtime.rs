@@ -802,3 +802,42 @@ fn block_io_and_huge_page_limits_reach_the_cgroup_where_the_host_has_them() {
         assert_gone(data.path(), &id);
     }
 }
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn exec_does_not_let_a_leaked_fd_be_its_working_directory_cve_2024_21626() {
+    require_root();
+    let data = data_dir();
+    let bundle = Bundle::new(data.path(), "bundle", &["sleep", "30"]);
+    let nutshell = Runtime::nutshell(data.path());
+    let id = common::unique_name("cwd");
+    nutshell.create(&bundle, &id);
+    nutshell.ok(&["start", &id]);
+    let secret = data.path().join("host-only");
+    std::fs::create_dir_all(&secret).expect("mkdir");
+    std::fs::write(secret.join("host-secret"), "x").expect("write");
+    // The caller leaks fd 7, a directory of the host's, into nutshell exec, whose
+    // process asks for it as its working directory.
+    let script = format!(
+        "exec 7< {}; exec {} --root {} exec --cwd /proc/self/fd/7 {id} ls",
+        secret.display(),
+        common::cli::NUTSHELL,
+        common::state_dir(data.path()).display()
+    );
+    let output = std::process::Command::new("timeout")
+        .args(["60", "sh", "-c", &script])
+        .env("NUTSHELL_DATA", data.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run sh");
+    let (stdout, stderr) = (common::stdout(&output), common::stderr(&output));
+    assert!(
+        !stdout.contains("host-secret"),
+        "it listed the host's directory: {stdout}"
+    );
+    assert!(!output.status.success(), "the exec must fail: {stdout}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("chdir"), "{stderr}");
+    nutshell.ok(&["delete", "--force", &id]);
+    assert_gone(data.path(), &id);
+}
