@@ -24,7 +24,7 @@ test-all: _require-root setup
 test:
     cargo test
 
-# Install what the tests and the book need: busybox-static, uidmap, nftables, passt, iproute2, docker-registry, skopeo, umoci, podman, buildah, apache2-utils, runc, hyperfine and qemu-system-x86 (Debian's packages), mdbook and mdbook-mermaid; give root's containers their /etc/subuid range
+# Install what the tests and the book need: busybox-static, uidmap, nftables, passt, iproute2, docker-registry, skopeo, umoci, podman, buildah, apache2-utils, runc, containerd, hyperfine and qemu-system-x86 (Debian's packages), mdbook and mdbook-mermaid; give root's containers their /etc/subuid range
 setup: _busybox _uidmap _subids _net _images _runtimes _mdbook _qemu
 
 # As root: the cgroup tests on pure v2 and pure v1, each in a qemu guest of Debian's kernel (`--record` records their snapshots; see tests/layouts/lane)
@@ -55,7 +55,7 @@ exercises-check:
 demo:
     cargo run -q --bin ch01-chroot
 
-# Benchmarks, as root: 1 and 10 containers on one overlay lower vs copies; container start with and without a bridge, TCP over the bridge vs loopback; unpacking a 100 MiB layer vs GNU tar and umoci; building examples/webapp without and with the cache vs buildah (writes book/src/generated/ch07-bench.txt, ch08-bench.txt, ch09-bench.txt, ch10-bench.txt)
+# Benchmarks, as root: 1 and 10 containers on one overlay lower vs copies; container start with and without a bridge, TCP over the bridge vs loopback; unpacking a 100 MiB layer vs GNU tar and umoci; building examples/webapp without and with the cache vs buildah; `nutshell run` and a create/start/delete cycle vs runc and a bare unshare (writes book/src/generated/ch07-bench.txt, ch08-bench.txt, ch09-bench.txt, ch10-bench.txt, ch11-bench.txt)
 bench:
     #!/usr/bin/env bash
     if [ "$(id -u)" -ne 0 ]; then
@@ -65,7 +65,17 @@ bench:
     cargo bench --bench overlay_vs_copy
     cargo bench --bench network
     cargo bench --bench unpack
-    exec cargo bench --bench build
+    cargo bench --bench build
+    exec cargo bench --bench runtime
+
+# As root: N containers through nutshell's create/start/delete, the nutshell of about a tenth SIGKILLed half-way (seeded: `just soak 200 0x5eed0015` repeats a run); fails if a mount, cgroup, state dir or process leaked
+soak n="200" seed="":
+    #!/usr/bin/env bash
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "just soak needs root: it starts real containers and kills their nutshell. Run it as root (sudo -E just soak {{n}})." >&2
+        exit 1
+    fi
+    exec cargo bench --bench soak -- {{n}} {{seed}}
 
 # Remove everything nutshell keeps for you (as root: /var/lib/nutshell and /run/nutshell; as a user: yours, also what your rootless containers gave to your subordinate ids) and the built book
 clean:
@@ -140,17 +150,18 @@ _images:
     fi
 
 # Chapter 11's peers: Debian's runc, which the conformance tests run side by side with
-# nutshell, and hyperfine, which times both in `just bench`.
+# nutshell, containerd (its runc shim drives nutshell in a test), and hyperfine, which
+# times the runtimes in `just bench`.
 _runtimes:
     #!/usr/bin/env bash
     set -euo pipefail
-    if command -v runc >/dev/null && command -v hyperfine >/dev/null; then exit 0; fi
+    if command -v runc >/dev/null && command -v ctr >/dev/null && command -v hyperfine >/dev/null; then exit 0; fi
     if command -v apt-get >/dev/null; then
-        echo "installing runc and hyperfine (chapter 11's conformance tests and benchmark use them)"
+        echo "installing runc, containerd and hyperfine (chapter 11's tests and benchmark use them)"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc hyperfine >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc containerd hyperfine >/dev/null
     else
-        echo "install runc and hyperfine with your package manager; chapter 11's tests and benchmark use them" >&2
+        echo "install runc, containerd and hyperfine with your package manager; chapter 11's tests and benchmark use them" >&2
         exit 1
     fi
 

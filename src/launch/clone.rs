@@ -262,12 +262,25 @@ fn make_sealed(binary: &Path) -> Result<OwnedFd, std::io::Error> {
     let mut target = File::from(memfd.try_clone()?);
     std::io::copy(&mut source, &mut target)?;
     drop(target);
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: fcntl on the fd we own.
-    Errno::result(unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+    add_seals(&memfd)?;
     // A file open for writing cannot be executed (ETXTBSY), and memfd_create's fd is.
     // Reopened through /proc, read-only, the copy can; then the writable fd goes.
     let readonly = File::open(format!("/proc/self/fd/{}", memfd.as_raw_fd()))?;
     Ok(OwnedFd::from(readonly))
 }
 // ANCHOR_END: sealed_init
+
+/// Seal the copy. The kernel refuses F_SEAL_WRITE with EBUSY while a page of the file
+/// still has an extra reference (the copy's splice can leave one for a moment, under
+/// load): wait a little and ask again, for at most half a second.
+fn add_seals(memfd: &OwnedFd) -> Result<(), Errno> {
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    for _ in 0..250 {
+        // SAFETY: fcntl on an fd we own.
+        match Errno::result(unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) }) {
+            Err(Errno::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            other => return other.map(drop),
+        }
+    }
+    Err(Errno::EBUSY)
+}
