@@ -1114,16 +1114,9 @@ fn cgroup_files(
         .collect()
 }
 
-fn v2(controller: &str) -> bool {
-    nutshell::cgroups::detect_host(Path::new("/proc"))
-        .ok()
-        .and_then(|l| l.mount_for(controller).map(|m| m.version))
-        == Some(nutshell::cgroups::CgroupVersion::V2)
-}
-
 fn check_linux_cgroups_cpus(runtime: &Runtime, data: &Path) -> Result<(), String> {
     let resources = json!({"cpu": {"quota": 50000, "period": 100000, "shares": 512}});
-    if v2("cpu") {
+    if common::oci::on_v2("cpu") {
         let got = cgroup_files(
             runtime,
             data,
@@ -1152,7 +1145,7 @@ fn check_linux_cgroups_cpus(runtime: &Runtime, data: &Path) -> Result<(), String
 
 fn check_linux_cgroups_memory(runtime: &Runtime, data: &Path) -> Result<(), String> {
     let resources = json!({"memory": {"limit": 67108864, "reservation": 33554432}});
-    let files: &[(&str, &str)] = if v2("memory") {
+    let files: &[(&str, &str)] = if common::oci::on_v2("memory") {
         &[("memory", "memory.max"), ("memory", "memory.low")]
     } else {
         &[

@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::cli::{NUTSHELL, save_image};
@@ -61,9 +61,8 @@ fn containerd_runs_tasks_through_nutshell_with_the_runc_shim() {
     let data = data_dir();
     common::cli::nutshell(data.path(), &["image", "default"]);
     save_image(data.path(), "default", &data.path().join("default.tar"));
-    let out = tempfile::tempfile().expect("stdout file");
-    let err = tempfile::tempfile().expect("stderr file");
-    let child = Command::new("unshare")
+    let mut command = Command::new("unshare");
+    command
         .args([
             "--mount",
             "--pid",
@@ -75,24 +74,17 @@ fn containerd_runs_tasks_through_nutshell_with_the_runc_shim() {
         .args(["bash", "-c", SCRIPT])
         .env("DIR", data.path())
         .env("NUTSHELL", NUTSHELL)
-        .env("NUTSHELL_DATA", data.path().join("nutshell"))
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().expect("dup"))
-        .stderr(err.try_clone().expect("dup"))
-        .spawn()
-        .expect("run unshare");
-    let status = common::background::Background::new(child)
-        .wait(Duration::from_secs(300))
-        .map(|output| output.status)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let read = |mut file: std::fs::File| {
-        use std::io::{Read, Seek};
-        let mut text = String::new();
-        file.seek(std::io::SeekFrom::Start(0)).expect("seek");
-        file.read_to_string(&mut text).expect("read");
-        text
-    };
-    let (stdout, stderr) = (read(out), read(err));
+        .env("NUTSHELL_DATA", data.path().join("nutshell"));
+    let output = common::oci::output_with_files(
+        command,
+        Duration::from_secs(300),
+        "containerd and ctr, in namespaces of their own",
+    );
+    let (status, stdout, stderr) = (
+        output.status,
+        common::stdout(&output),
+        common::stderr(&output),
+    );
     let log = std::fs::read_to_string(data.path().join("containerd.log")).unwrap_or_default();
     let context = format!("{stdout}\n--- stderr\n{stderr}\n--- containerd\n{log}");
     assert!(status.success(), "{context}");

@@ -106,38 +106,8 @@ impl Drop for Podman {
 }
 
 /// Run `command` with file stdio, for at most [`TIMEOUT`].
-fn output_within(mut command: Command, what: &str) -> Output {
-    let out = tempfile::tempfile().expect("stdout file");
-    let err = tempfile::tempfile().expect("stderr file");
-    let mut child = command
-        .stdout(out.try_clone().expect("dup"))
-        .stderr(err.try_clone().expect("dup"))
-        .spawn()
-        .expect("run podman");
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} took more than {TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let read = |mut file: std::fs::File| {
-        use std::io::{Read, Seek};
-        let mut bytes = Vec::new();
-        file.seek(std::io::SeekFrom::Start(0)).expect("seek");
-        file.read_to_end(&mut bytes).expect("read");
-        bytes
-    };
-    Output {
-        status,
-        stdout: read(out),
-        stderr: read(err),
-    }
+fn output_within(command: Command, what: &str) -> Output {
+    common::oci::output_with_files(command, TIMEOUT, what)
 }
 
 /// The ulimits every podman container gets: podman's defaults are the caller's hard
@@ -242,7 +212,7 @@ fn podman_detaches_execs_limits_stops_and_removes() {
 }
 
 fn memory_file() -> &'static str {
-    if v2("memory") {
+    if common::oci::on_v2("memory") {
         "memory.max"
     } else {
         "memory.limit_in_bytes"
@@ -250,18 +220,11 @@ fn memory_file() -> &'static str {
 }
 
 fn cpu_quota() -> (&'static str, &'static str) {
-    if v2("cpu") {
+    if common::oci::on_v2("cpu") {
         ("cpu.max", "50000 100000")
     } else {
         ("cpu.cfs_quota_us", "50000")
     }
-}
-
-fn v2(controller: &str) -> bool {
-    nutshell::cgroups::detect_host(Path::new("/proc"))
-        .ok()
-        .and_then(|l| l.mount_for(controller).map(|m| m.version))
-        == Some(nutshell::cgroups::CgroupVersion::V2)
 }
 
 #[test]

@@ -482,13 +482,6 @@ fn cgroup_file(id: &str, controller: &str, file: &str) -> String {
         .to_string()
 }
 
-fn v2(controller: &str) -> bool {
-    nutshell::cgroups::detect_host(std::path::Path::new("/proc"))
-        .ok()
-        .and_then(|l| l.mount_for(controller).map(|m| m.version))
-        == Some(nutshell::cgroups::CgroupVersion::V2)
-}
-
 #[test]
 #[ignore = "needs root: run `just test-all`"]
 fn pause_freezes_the_container_and_resume_thaws_it() {
@@ -553,7 +546,7 @@ fn update_changes_a_running_containers_limits() {
     let id = common::unique_name("update");
     nutshell.create(&bundle, &id);
     nutshell.ok(&["start", &id]);
-    let memory = if v2("memory") {
+    let memory = if common::oci::on_v2("memory") {
         "memory.max"
     } else {
         "memory.limit_in_bytes"
@@ -577,7 +570,7 @@ fn update_changes_a_running_containers_limits() {
         &id,
     ]);
     assert_eq!(cgroup_file(&id, "memory", memory), "268435456");
-    if v2("cpu") {
+    if common::oci::on_v2("cpu") {
         assert_eq!(cgroup_file(&id, "cpu", "cpu.max"), "20000 100000");
     } else {
         assert_eq!(cgroup_file(&id, "cpu", "cpu.cfs_quota_us"), "20000");
@@ -768,7 +761,7 @@ fn block_io_and_huge_page_limits_reach_the_cgroup_where_the_host_has_them() {
     );
     assert!(output.status.success(), "{}", common::stderr(&output));
     let device = format!("{major}:{minor}");
-    if v2("io") {
+    if common::oci::on_v2("io") {
         let max = cgroup_file(&id, "io", "io.max");
         assert!(max.contains(&format!("{device} rbps=1048576")), "{max}");
     } else {

@@ -99,42 +99,13 @@ impl Runtime {
     /// not pipes: with `terminal: false` a created container inherits them and keeps them
     /// open for as long as it lives, so a reader of a pipe would wait for it.
     pub fn call(&self, args: &[&str]) -> Output {
-        let out = tempfile::tempfile().expect("stdout file");
-        let err = tempfile::tempfile().expect("stderr file");
-        let mut child = std::process::Command::new(&self.binary)
+        let mut command = std::process::Command::new(&self.binary);
+        command
             .env("NUTSHELL_DATA", &self.data)
             .arg("--root")
             .arg(&self.root)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(out.try_clone().expect("dup"))
-            .stderr(err.try_clone().expect("dup"))
-            .spawn()
-            .expect("run the runtime");
-        let deadline = std::time::Instant::now() + TIMEOUT;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{} {args:?} took more than {TIMEOUT:?}", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let read = |mut file: std::fs::File| {
-            use std::io::{Read, Seek};
-            let mut bytes = Vec::new();
-            file.seek(std::io::SeekFrom::Start(0)).expect("seek");
-            file.read_to_end(&mut bytes).expect("read");
-            bytes
-        };
-        Output {
-            status,
-            stdout: read(out),
-            stderr: read(err),
-        }
+            .args(args);
+        output_with_files(command, TIMEOUT, &format!("{} {args:?}", self.name))
     }
 
     /// Like [`Runtime::call`], and it must succeed: its stdout.
@@ -190,4 +161,55 @@ impl Runtime {
     pub fn force_delete(&self, id: &str) {
         self.call(&["delete", "--force", id]);
     }
+}
+
+/// Run `command` with stdin from /dev/null and stdout and stderr into files, not pipes
+/// (a container it leaves running inherits them, and a reader of a pipe would wait for
+/// it), for at most `timeout`: it is killed and the test fails after that. `what` names
+/// it in the failure.
+pub fn output_with_files(
+    mut command: std::process::Command,
+    timeout: Duration,
+    what: &str,
+) -> Output {
+    let out = tempfile::tempfile().expect("stdout file");
+    let err = tempfile::tempfile().expect("stderr file");
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(err.try_clone().expect("dup"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {what}: {e}"));
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} took more than {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let read = |mut file: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut bytes = Vec::new();
+        file.seek(std::io::SeekFrom::Start(0)).expect("seek");
+        file.read_to_end(&mut bytes).expect("read");
+        bytes
+    };
+    Output {
+        status,
+        stdout: read(out),
+        stderr: read(err),
+    }
+}
+
+/// Whether `controller` lives in the cgroup2 tree here (else in a v1 hierarchy).
+pub fn on_v2(controller: &str) -> bool {
+    nutshell::cgroups::detect_host(Path::new("/proc"))
+        .ok()
+        .and_then(|l| l.mount_for(controller).map(|m| m.version))
+        == Some(nutshell::cgroups::CgroupVersion::V2)
 }
