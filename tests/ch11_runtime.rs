@@ -834,3 +834,46 @@ fn exec_does_not_let_a_leaked_fd_be_its_working_directory_cve_2024_21626() {
     nutshell.ok(&["delete", "--force", &id]);
     assert_gone(data.path(), &id);
 }
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn preserve_fds_passes_the_callers_fds_above_stdio_and_closes_the_rest() {
+    require_root();
+    let data = data_dir();
+    let bundle = Bundle::new(
+        data.path(),
+        "bundle",
+        &[
+            "sh",
+            "-c",
+            "cat <&3; echo; for fd in 3 4; do [ -e /proc/self/fd/$fd ] && echo \"$fd open\" || echo \"$fd closed\"; done",
+        ],
+    );
+    let passed = data.path().join("passed");
+    std::fs::write(&passed, "through fd 3").expect("write");
+    let id = common::unique_name("fds");
+    // The caller opens fds 3 and 4; only 3 is to reach the container's program.
+    let script = format!(
+        "exec 3< {passed} 4< {passed}; exec {} --root {} run --preserve-fds 1 --bundle {} {id}",
+        common::cli::NUTSHELL,
+        common::state_dir(data.path()).display(),
+        bundle.path(),
+        passed = passed.display(),
+    );
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", &script])
+        .env("NUTSHELL_DATA", data.path());
+    let output = common::oci::output_with_files(command, Duration::from_secs(60), "nutshell run");
+    let stdout = common::stdout(&output);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        common::stderr(&output)
+    );
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("through fd 3"));
+    assert_eq!(lines.next(), Some("3 open"), "fd 3 is passed: {stdout}");
+    assert_eq!(lines.next(), Some("4 closed"), "fd 4 is not: {stdout}");
+    assert_gone(data.path(), &id);
+}

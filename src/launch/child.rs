@@ -93,7 +93,7 @@ fn run(sync: OwnedFd, boot: Boot) -> i32 {
                 }
                 waited
             }
-            ChildStep::CloseInheritedFds => {
+            ChildStep::CloseInheritedFds { preserve } => {
                 let mut keep = vec![
                     sync.as_ref().map_or(-1, AsRawFd::as_raw_fd),
                     boot.start_gate,
@@ -101,6 +101,7 @@ fn run(sync: OwnedFd, boot: Boot) -> i32 {
                     boot.console_socket.unwrap_or(-1),
                 ];
                 keep.extend(&boot.trees);
+                keep.extend((0..*preserve as RawFd).map(|n| 3 + n));
                 close_inherited_fds(&keep)
             }
             ChildStep::SetUpConsole { uid, size } => match boot.console_socket {

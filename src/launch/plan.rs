@@ -247,7 +247,12 @@ pub fn plan(
         }),
         NamespaceMode::Host => {}
     }
-    child.extend([ChildStep::ExecInit, ChildStep::CloseInheritedFds]);
+    child.extend([
+        ChildStep::ExecInit,
+        ChildStep::CloseInheritedFds {
+            preserve: spec.preserve_fds,
+        },
+    ]);
     // The mount namespace last: once in it, a path like /proc/PID/ns/net is looked up in
     // the container's /proc, where that PID is another process or none.
     let mut kinds: Vec<Namespace> = Namespace::ALL

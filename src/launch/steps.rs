@@ -251,7 +251,12 @@ pub enum ChildStep {
     /// container's environment.
     ExecInit,
     /// Close every fd it inherited but the ones nutshell passes on purpose.
-    CloseInheritedFds,
+    CloseInheritedFds {
+        /// Keep this many fds above stdio, 3 and up, for the program (runc's
+        /// `--preserve-fds`, for socket activation).
+        #[serde(default)]
+        preserve: u32,
+    },
     /// setns(2) into an existing namespace.
     JoinNamespace {
         /// Which kind.
@@ -358,9 +363,14 @@ impl fmt::Display for ChildStep {
                 f,
                 "exec the sealed copy as nutshell-init, with the container's environment only"
             ),
-            ChildStep::CloseInheritedFds => write!(
+            ChildStep::CloseInheritedFds { preserve: 0 } => write!(
                 f,
                 "close every file descriptor above 2 that the caller left open (close_range)"
+            ),
+            ChildStep::CloseInheritedFds { preserve } => write!(
+                f,
+                "close every file descriptor above {} that the caller left open (close_range); keep 3 to {0} for the program",
+                2 + preserve
             ),
             ChildStep::JoinNamespace { kind, path } => {
                 write!(f, "join the {kind} namespace {}", path.display())

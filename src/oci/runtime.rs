@@ -232,11 +232,7 @@ fn prepare(
     if options.no_pivot {
         spec.root.enter = crate::spec::EnterRoot::Chroot;
     }
-    if options.preserve_fds > 0 {
-        return Err(RuntimeError::Unsupported(
-            "--preserve-fds: passing extra fds to the container is not implemented".to_string(),
-        ));
-    }
+    spec.preserve_fds = options.preserve_fds;
     spec.console_socket = options.console_socket.clone();
     Ok((spec, config))
 }

@@ -106,6 +106,10 @@ pub struct ContainerSpec {
     /// Programs to run at points of its lifecycle (OCI `hooks`, chapter 11).
     #[serde(default)]
     pub hooks: crate::hooks::Hooks,
+    /// Pass this many of the caller's fds above stdio, 3 and up, on to the program
+    /// (runc's `--preserve-fds`): every other inherited fd is closed.
+    #[serde(default)]
+    pub preserve_fds: u32,
 }
 // ANCHOR_END: container_spec
 
@@ -134,6 +138,7 @@ impl ContainerSpec {
             console_socket: None,
             seccomp: None,
             hooks: crate::hooks::Hooks::default(),
+            preserve_fds: 0,
         }
     }
 }
