@@ -20,7 +20,7 @@
 //! | [`init`] | the container's PID 1: start the command, forward signals, reap zombies | ch03-pid |
 //! | [`mounts`] | the mount plan: propagation, pivot_root, /proc /dev /sys, masked and read-only paths | ch04-mount |
 //! | [`capabilities`] | the five capability sets: names, Docker's default, dropped and set before exec | ch04-mount |
-//! | [`cgroups`] | layout detection, CPU quota math, the settings plan, a cgroup over v1/v2/hybrid | `nutshell doctor`; ch05-cgroups |
+//! | [`cgroups`] | layout detection, CPU quota math, the settings plan, a cgroup over v1/v2/hybrid; v2's eBPF device filter | `nutshell doctor`; ch05-cgroups; ch11-runtime |
 //! | [`userns`] | the user namespace: id maps planned and written, root inside, ids seen from the host | ch06-user |
 //! | [`overlay`] | overlayfs roots: mount options, lowers as the container mounts them (idmapped for root), per-container upper/work dirs, the upper's changes, tree digests | ch07-overlayfs |
 //! | [`net`] | the network namespace connected: veth to a bridge, host-local leases, nftables NAT and published ports, the name files; pasta for the rootless | ch08-network |

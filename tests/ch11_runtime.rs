@@ -877,3 +877,126 @@ fn preserve_fds_passes_the_callers_fds_above_stdio_and_closes_the_rest() {
     assert_eq!(lines.next(), Some("4 closed"), "fd 4 is not: {stdout}");
     assert_gone(data.path(), &id);
 }
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn an_ebpf_device_filter_on_a_cgroup2_directory_enforces_its_rules() {
+    require_root();
+    // The cgroup2 tree of any layout (a hybrid host's too): the filter is cgroup v2's,
+    // whatever runs the other controllers. A pure v1 host has none mounted: the test
+    // mounts one of its own, which holds no controller, and unmounts it at the end.
+    let layout =
+        nutshell::cgroups::detect_host(std::path::Path::new("/proc")).expect("cgroup layout");
+    let own_tree = tempfile::tempdir().expect("a mount point");
+    let tree = match layout.v2_mount() {
+        Some(v2) => v2.mount_point.clone(),
+        None => {
+            nix::mount::mount(
+                Some("cgroup2"),
+                own_tree.path(),
+                Some("cgroup2"),
+                nix::mount::MsFlags::empty(),
+                None::<&str>,
+            )
+            .expect("mount a cgroup2 tree");
+            own_tree.path().to_path_buf()
+        }
+    };
+    let unmount = |tree: &std::path::Path| {
+        if tree == own_tree.path() {
+            nix::mount::umount(tree).expect("unmount the cgroup2 tree");
+        }
+    };
+    let parent = tree.join("nutshell");
+    let made_parent = !parent.exists();
+    std::fs::create_dir_all(&parent).expect("make nutshell/ in the cgroup2 tree");
+    let leaf = parent.join(common::unique_name("devfilter"));
+    std::fs::create_dir(&leaf).expect("make the cgroup");
+    let rules = [
+        nutshell::cgroups::DeviceRule {
+            allow: false,
+            kind: 'a',
+            major: None,
+            minor: None,
+            access: "rwm".to_string(),
+        },
+        nutshell::cgroups::DeviceRule {
+            allow: true,
+            kind: 'c',
+            major: Some(1),
+            minor: Some(3),
+            access: "rwm".to_string(),
+        },
+    ];
+    let attached = nutshell::cgroups::device_filter::attach(&leaf, &rules);
+    // A shell moves itself into the cgroup, then opens /dev/zero (denied) and
+    // /dev/null (allowed).
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && {{ head -c1 /dev/zero > /dev/null 2>&1 && echo zero opened || echo zero denied; echo > /dev/null && echo null opened; }}",
+        leaf.display()
+    );
+    let output = attached.as_ref().ok().map(|()| {
+        std::process::Command::new("timeout")
+            .args(["30", "sh", "-c", &script])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run sh")
+    });
+    let _ = std::fs::remove_dir(&leaf);
+    if made_parent {
+        let _ = std::fs::remove_dir(&parent);
+    }
+    unmount(&tree);
+    attached.expect("load and attach the filter");
+    let stdout = common::stdout(&output.expect("ran"));
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["zero denied", "null opened"]
+    );
+    assert!(!leaf.exists(), "the cgroup is removed");
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn device_rules_deny_what_they_deny_on_every_layout() {
+    require_root();
+    let data = data_dir();
+    // /dev/kmsg's numbers, made in the image as /probe: every kernel has it, and opening
+    // it write-only needs no capability, only what the device rules allow.
+    let open = |name: &str, rules: Option<Value>| {
+        let mut bundle = Bundle::new(
+            data.path(),
+            name,
+            &[
+                "sh",
+                "-c",
+                "(exec 3> /probe) 2> /dev/null && echo opened || echo denied",
+            ],
+        );
+        nix::sys::stat::mknod(
+            &bundle.dir.join("rootfs/probe"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+            nix::sys::stat::makedev(1, 11),
+        )
+        .expect("mknod");
+        if let Some(rules) = rules {
+            bundle.config["linux"]["resources"]["devices"] = rules;
+        }
+        bundle.write();
+        let nutshell = Runtime::nutshell(data.path());
+        let id = common::unique_name(name);
+        let output = nutshell.call(&["run", "--bundle", bundle.path(), &id]);
+        assert!(output.status.success(), "{}", common::stderr(&output));
+        assert_gone(data.path(), &id);
+        common::stdout(&output).trim().to_string()
+    };
+    assert_eq!(open("free", None), "opened", "without rules the node opens");
+    // podman's shape: deny everything, then allow what the container may use. v1 writes
+    // devices.deny and devices.allow; v2 attaches an eBPF program.
+    let rules = serde_json::json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    ]);
+    assert_eq!(open("ruled", Some(rules)), "denied");
+}

@@ -44,6 +44,7 @@
 pub mod cgroup;
 mod cgroupfs;
 pub mod cpu;
+pub mod device_filter;
 pub mod layout;
 pub mod report;
 pub mod settings;

@@ -307,9 +307,9 @@ pub enum SettingsError {
     },
     /// Device rules on cgroup v2.
     #[error(
-        "device rules on cgroup v2 need an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE), which nutshell does not load yet; on v1 and hybrid hosts they are written to devices.allow and devices.deny"
+        "device rules need v1's devices hierarchy or the cgroup2 tree (for an eBPF device filter), and this host mounts neither"
     )]
-    DevicesNeedBpf,
+    NoDeviceControl,
 }
 
 /// Parses a memory size like Docker: `1048576`, `512k`, `64M`, `1g` (binary multiples,
@@ -385,10 +385,9 @@ pub fn plan(
             meaning,
         ));
     }
-    if !resources.devices.is_empty() {
-        if version_of("devices").ok() != Some(CgroupVersion::V1) {
-            return Err(SettingsError::DevicesNeedBpf);
-        }
+    // v1 only: v2 takes device rules as an eBPF program, which is no file (see
+    // `device_filter`; the launch attaches it once the cgroup exists).
+    if version_of("devices").ok() == Some(CgroupVersion::V1) {
         for rule in &resources.devices {
             let (file, verb) = if rule.allow {
                 ("devices.allow", "allow")
@@ -982,10 +981,8 @@ mod tests {
                 ("devices.allow", "c 136:* rw"),
             ]
         );
-        assert!(matches!(
-            plan(&resources, &v2(), true),
-            Err(SettingsError::DevicesNeedBpf)
-        ));
+        // v2 writes no file for them: the launch attaches an eBPF program instead.
+        assert_eq!(files(&plan(&resources, &v2(), true).expect("plans")), []);
         let bad = Resources {
             devices: vec![rule(true, 'x', None, None, "rwm")],
             ..Resources::default()

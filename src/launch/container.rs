@@ -133,6 +133,20 @@ pub fn create(
                 let controllers: Vec<&str> = controllers.iter().map(String::as_str).collect();
                 container.cgroup = Some(Cgroup::create(layout, path, &controllers)?);
             }
+            ParentStep::AttachDeviceFilter(rules) => {
+                let dir = container.cgroup.as_ref().and_then(|cgroup| {
+                    cgroup
+                        .dirs()
+                        .iter()
+                        .find(|d| d.version == crate::cgroups::CgroupVersion::V2)
+                });
+                let Some(dir) = dir else {
+                    return Err(LaunchError::Plan(super::PlanError::Settings(
+                        crate::cgroups::SettingsError::NoDeviceControl,
+                    )));
+                };
+                crate::cgroups::device_filter::attach(&dir.path, rules)?;
+            }
             ParentStep::WriteCgroup(setting) => {
                 if let Some(cgroup) = &container.cgroup {
                     cgroup.apply(std::slice::from_ref(setting))?;

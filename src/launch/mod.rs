@@ -208,6 +208,9 @@ pub enum LaunchError {
     /// Waiting for the container failed.
     #[error(transparent)]
     Init(#[from] crate::init::InitError),
+    /// The eBPF device filter could not be loaded or attached.
+    #[error(transparent)]
+    DeviceFilter(#[from] crate::cgroups::device_filter::DeviceFilterError),
     /// A hook nutshell ran failed.
     #[error("{stage} {source}")]
     Hook {

@@ -173,8 +173,17 @@ pub(super) fn plan_cgroup(
     if spec.detached && layout.v1_mount_for("freezer").is_some() {
         controllers.push("freezer".to_string());
     }
+    // cgroup v2 takes device rules as an eBPF program on the cgroup's v2 directory.
+    let devices = &cgroup.resources.devices;
+    let filter = !devices.is_empty() && layout.v1_mount_for("devices").is_none();
+    if filter && layout.v2_mount().is_none() {
+        return Err(cgroups::SettingsError::NoDeviceControl.into());
+    }
     owned.cgroup = Some((path.clone(), controllers.clone()));
     let mut steps = vec![ParentStep::CreateCgroup { path, controllers }];
+    if filter {
+        steps.push(ParentStep::AttachDeviceFilter(devices.clone()));
+    }
     steps.extend(settings.into_iter().map(ParentStep::WriteCgroup));
     Ok(steps)
 }

@@ -56,6 +56,9 @@ pub enum ParentStep {
     },
     /// Write one limit into the cgroup.
     WriteCgroup(Setting),
+    /// Attach an eBPF program with these device rules to the cgroup (cgroup v2, which
+    /// has no `devices.allow`).
+    AttachDeviceFilter(Vec<crate::cgroups::DeviceRule>),
     /// Copy this program into a sealed memfd: what the container's first process runs.
     SealInit {
         /// The program, normally `/proc/self/exe`.
@@ -148,6 +151,11 @@ impl fmt::Display for ParentStep {
                 f,
                 "write {} to {} ({})",
                 setting.value, setting.file, setting.meaning
+            ),
+            ParentStep::AttachDeviceFilter(rules) => write!(
+                f,
+                "attach an eBPF device filter of {} rules to its cgroup2 directory (v2 has no devices.allow)",
+                rules.len()
             ),
             ParentStep::SealInit { binary } => write!(
                 f,
