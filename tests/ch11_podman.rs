@@ -4,7 +4,8 @@
 //!
 //! Each test has its own podman storage in its data directory (the vfs driver: no
 //! mounts to leave behind), its own tmpdir and runroot, so nothing touches the
-//! machine's own podman; the image is nutshell's default, saved and loaded.
+//! machine's own podman; the image is nutshell's default, saved and loaded. nutshell
+//! keeps the containers' state in its default root, /run/nutshell (see [`STATE_ROOT`]).
 
 mod common;
 
@@ -47,10 +48,6 @@ impl Podman {
             .args(["--runtime", NUTSHELL, "--cgroup-manager", "cgroupfs"])
             .args(["--events-backend", "file", "--log-level", "error"])
             .args(args)
-            // podman's runtime flags do not reach every call (its cleanup's `delete`
-            // has none), but its environment does: nutshell's data and state dirs.
-            .env("NUTSHELL_DATA", self.dir.join("nutshell"))
-            .env("NUTSHELL_ROOT", self.dir.join("state"))
             .stdin(Stdio::null());
         command
     }
@@ -80,7 +77,7 @@ impl Podman {
         let id = id.trim();
         assert_eq!(id.len(), 64, "a container id: {id:?}");
         common::assert_no_cgroup_left(&format!("libpod-{id}"));
-        let state = self.dir.join("state").join(id);
+        let state = Path::new(STATE_ROOT).join(id);
         assert!(!state.exists(), "{} is left", state.display());
     }
 
@@ -99,11 +96,19 @@ impl Podman {
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        // Whatever a failed test left: podman's containers, then its storage.
+        // Whatever a failed test left: podman's containers, then its storage, then the
+        // state root if no container is left in it (rmdir(2) removes only an empty one).
         let _ = self.call(&["rm", "-af", "-t", "0"]);
         let _ = self.call(&["rmi", "-af"]);
+        let _ = std::fs::remove_dir(Path::new(STATE_ROOT).join(".exec"));
+        let _ = std::fs::remove_dir(STATE_ROOT);
     }
 }
+
+/// Where nutshell keeps its containers' state under podman: its default, as runc's is
+/// /run/runc. podman gives the runtime a clean environment, and its `--runtime-flag`s
+/// do not reach every call (its cleanup's `delete` has none), so nothing can move it.
+const STATE_ROOT: &str = "/run/nutshell";
 
 /// Run `command` with file stdio, for at most [`TIMEOUT`].
 fn output_within(command: Command, what: &str) -> Output {
@@ -251,11 +256,6 @@ fn podman_run_it_gives_the_container_a_terminal() {
     let mut script = Command::new("script");
     script
         .args(["-qefc", &line, "/dev/null"])
-        .envs(
-            inner
-                .get_envs()
-                .filter_map(|(key, value)| Some((key, value?))),
-        )
         .stdin(Stdio::null());
     let output = output_within(script, "script podman run -it");
     let out = common::stdout(&output);
