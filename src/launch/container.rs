@@ -361,6 +361,32 @@ impl Container {
         self.finished(exit)
     }
 
+    /// Wait at most `timeout` for the first process to end: `None` if it still runs.
+    pub fn wait_timeout(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<Exit>, LaunchError> {
+        if let Some(exit) = self.exit {
+            return Ok(Some(exit));
+        }
+        self.pid_or_einval()?;
+        let Some(child) = self.child.as_ref() else {
+            return Ok(None);
+        };
+        // The pidfd turns readable when the process ends; the waitpid then reaps it.
+        let ended = super::fds::poll_readable(child.pidfd.as_fd(), timeout).map_err(|source| {
+            LaunchError::ParentStep {
+                step: format!("poll the pidfd of process {}", child.pid),
+                source,
+            }
+        })?;
+        if ended {
+            self.wait().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Wait until the first process ends, passing on to it the signals this process
     /// gets (see [`crate::init::wait_forwarding_signals`]).
     pub fn wait_forwarding_signals(&mut self) -> Result<Exit, LaunchError> {
