@@ -30,6 +30,7 @@
 //! [scheduling framework](https://kubernetes.io/docs/concepts/scheduling-eviction/scheduling-framework/)
 //! and [resource bin packing](https://kubernetes.io/docs/concepts/scheduling-eviction/resource-bin-packing/).
 
+pub mod filters;
 pub mod model;
 
 pub use model::{
