@@ -32,6 +32,7 @@
 
 pub mod filters;
 pub mod model;
+pub mod scorers;
 
 pub use model::{
     Amounts, HostPort, Node, NodeInfo, Pod, Protocol, Resource, Taint, TaintEffect, Toleration,
