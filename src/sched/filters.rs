@@ -13,6 +13,9 @@
 //! 5. **NodeResourcesFit**: the node must have a pod slot left, and for each resource the
 //!    pod requests, room for the request beside what is already requested there.
 //!
+//! kube's NodeName plugin, second in that list, is left out: pods here never name their
+//! node.
+//!
 //! The framework stops at the first plugin that rejects a node, so a cordoned node that is
 //! also full is reported as cordoned only. Within NodeResourcesFit every shortage is
 //! reported, pods first, then cpu, then memory.
