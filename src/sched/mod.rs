@@ -30,8 +30,10 @@
 //! [scheduling framework](https://kubernetes.io/docs/concepts/scheduling-eviction/scheduling-framework/)
 //! and [resource bin packing](https://kubernetes.io/docs/concepts/scheduling-eviction/resource-bin-packing/).
 
+pub mod filters;
 pub mod model;
 pub mod packers;
+pub mod scorers;
 pub mod slices;
 
 pub use model::{
