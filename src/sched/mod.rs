@@ -30,9 +30,12 @@
 //! [scheduling framework](https://kubernetes.io/docs/concepts/scheduling-eviction/scheduling-framework/)
 //! and [resource bin packing](https://kubernetes.io/docs/concepts/scheduling-eviction/resource-bin-packing/).
 
+pub mod cluster;
+pub mod demo;
 pub mod filters;
 pub mod model;
 pub mod packers;
+pub mod report;
 pub mod scorers;
 pub mod slices;
 

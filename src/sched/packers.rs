@@ -7,9 +7,11 @@
 //!
 //! - **Best fit by the L2 norm**: place the pod where the free amounts left afterwards,
 //!   as a vector, are shortest. The node ends nearest to full in both resources.
-//! - **Dot product**: place the pod where its demand points the same way as the node's
-//!   free amounts (the largest `Σ_d demand_d · free_d`), so that what is left stays
-//!   balanced, as Tetris (Grandl et al., SIGCOMM 2014) aligns tasks with machines.
+//! - **Dot product**: the largest `Σ_d demand_d · free_d`, the demand aligned with the
+//!   free amounts, as Tetris (Grandl et al., SIGCOMM 2014) aligns tasks with machines.
+//!   Choosing a node for a pod, it favours the roomier nodes. Choosing a pod for a node,
+//!   as batch mode does, it picks the one that uses most of what the node has left, in
+//!   the proportions the node has it.
 //!
 //! Both are scores where the higher is better, like kube's, but real numbers: a packer
 //! needs finer steps than kube's 0 to 100 to tell two nearly full nodes apart.
