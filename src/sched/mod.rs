@@ -31,6 +31,7 @@
 //! and [resource bin packing](https://kubernetes.io/docs/concepts/scheduling-eviction/resource-bin-packing/).
 
 pub mod model;
+pub mod workloads;
 
 pub use model::{
     Amounts, HostPort, Node, NodeInfo, Pod, Protocol, Resource, Taint, TaintEffect, Toleration,
