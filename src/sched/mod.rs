@@ -30,6 +30,8 @@
 //! [scheduling framework](https://kubernetes.io/docs/concepts/scheduling-eviction/scheduling-framework/)
 //! and [resource bin packing](https://kubernetes.io/docs/concepts/scheduling-eviction/resource-bin-packing/).
 
+pub mod bounds;
+pub mod exact;
 pub mod model;
 pub mod workloads;
 
