@@ -435,6 +435,32 @@ mod tests {
     }
 
     #[test]
+    fn every_bound_is_at_most_the_exact_optimum_with_items_of_a_quarter_node() {
+        // Items between an eighth and a half of a node: where the bounds fall short of
+        // first fit decreasing, and the solver has to decide.
+        let mut rng = Rng::new(13);
+        for round in 0..200 {
+            let n = rng.range(4, 12) as usize;
+            let capacity = Amounts::new(rng.range(40, 100), rng.range(40, 100));
+            let sizes: Vec<Amounts> = (0..n)
+                .map(|_| {
+                    Amounts::new(
+                        rng.range(capacity.cpu_milli / 8, capacity.cpu_milli / 2),
+                        rng.range(capacity.memory / 8, capacity.memory / 2),
+                    )
+                })
+                .collect();
+            let bounds = lower_bounds(&sizes, capacity).expect("items fit");
+            let opt = optimum(&sizes, capacity).expect("small instance solves");
+            assert!(
+                bounds.best <= opt.nodes,
+                "round {round}: {bounds:?} above optimum {} for {sizes:?} in {capacity:?}",
+                opt.nodes
+            );
+        }
+    }
+
+    #[test]
     fn l2_is_at_most_the_optimum_of_one_dimension() {
         // 1-D instances as 2-D ones with no memory: the exact optimum is 1-D's.
         let mut rng = Rng::new(11);
