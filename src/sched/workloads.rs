@@ -244,33 +244,34 @@ pub struct Instance {
 /// An instance of class `class` (1 to 10) of the 2-dimensional vector packing benchmark,
 /// with `n` items, drawn from `seed`.
 ///
-/// Classes 1–8 are those of Spieksma ("A branch-and-bound algorithm for the
-/// two-dimensional vector packing problem", Computers & Operations Research 21, 1994) and
-/// Caprara and Toth's earlier experiments, and classes 9 and 10 were added by Caprara and
-/// Toth, "Lower bounds and algorithms for the 2-dimensional vector packing problem",
-/// Discrete Applied Mathematics 111 (2001) 231–262. Sizes are uniform integers `U[a,b]`,
-/// `w` in dimension 1 and `v` in dimension 2, drawn independently unless the class says:
+/// The classes are those of Caprara and Toth, "Lower bounds and algorithms for the
+/// 2-dimensional vector packing problem", Discrete Applied Mathematics 111 (2001)
+/// 231–262, who gather classes 1–8 from earlier vector packing experiments (Spieksma,
+/// "A branch-and-bound algorithm for the two-dimensional vector packing problem",
+/// Computers & Operations Research 21, 1994, among them) and add classes 9 and 10.
+/// Sizes are uniform integers `U[a,b]`, `w` in dimension 1 and `v` in dimension 2,
+/// drawn independently unless the class says:
 ///
-/// | class | capacity (both) | w              | v                            |
-/// |-------|-----------------|----------------|------------------------------|
-/// | 1     | 1000            | U[100,400]     | U[100,400]                   |
-/// | 2     | 1000            | U[1,1000]      | U[1,1000]                    |
-/// | 3     | 1000            | U[200,800]     | U[200,800]                   |
-/// | 4     | 1000            | U[50,200]      | U[50,200]                    |
-/// | 5     | 1000            | U[25,100]      | U[25,100]                    |
-/// | 6     | 150             | U[20,100]      | U[20,100]                    |
-/// | 7     | 150             | U[20,100]      | U[w−10,w+10]: correlated     |
-/// | 8     | 150             | U[20,100]      | U[110−w,130−w]: anti-correlated |
-/// | 9     | see below       | U[100,400]     | U[100,400]                   |
-/// | 10    | 100             | triplets       | triplets                     |
+/// | class | capacity (both) | w            | v                                 |
+/// |-------|-----------------|--------------|-----------------------------------|
+/// | 1     | 1000            | `U[100,400]` | `U[100,400]`                      |
+/// | 2     | 1000            | `U[1,1000]`  | `U[1,1000]`                       |
+/// | 3     | 1000            | `U[200,800]` | `U[200,800]`                      |
+/// | 4     | 1000            | `U[50,200]`  | `U[50,200]`                       |
+/// | 5     | 1000            | `U[25,100]`  | `U[25,100]`                       |
+/// | 6     | 150             | `U[20,100]`  | `U[20,100]`                       |
+/// | 7     | 150             | `U[20,100]`  | `U[w−10,w+10]`: correlated        |
+/// | 8     | 150             | `U[20,100]`  | `U[110−w,130−w]`: anti-correlated |
+/// | 9     | see below       | `U[100,400]` | `U[100,400]`                      |
+/// | 10    | 100             | triplets     | triplets                          |
 ///
-/// Class 9 sizes its nodes to the items: with `L = ⌈max_d Σ r_d / 1000⌉`, capacity `d` is
-/// `⌈Σ r_d / L⌉`, so the volume bound is `L` and the items fill nodes to about 1000 in
-/// both dimensions: tight instances. (With very few items that can fall below the
-/// largest item; the capacity is raised to it there.) Class 10 is made of triplets: two items of
-/// `U[25,50]` in each dimension and a third that fills the node exactly (`100 − a − b`),
-/// so the optimum is `n/3` nodes with three items each; the items are shuffled, and the
-/// pods named `triplet-0001-a`, `-b`, `-c` say which belong together.
+/// Class 9 sizes its nodes to the items: with `L = ⌈max_d Σ r_d / 1000⌉`, capacity `d`
+/// is `⌈Σ r_d / L⌉`, so the volume bound is `L` and the items fill nodes to about 1000
+/// in both dimensions: tight instances. (With very few items that can fall below the
+/// largest item; the capacity is raised to it there.) Class 10 is made of triplets: two
+/// items of `U[25,50]` in each dimension and a third that fills the node exactly
+/// (`100 − a − b`), so the optimum is `n/3` nodes with three items each; the items are
+/// shuffled, and the pods named `triplet-0001-a`, `-b`, `-c` say which belong together.
 ///
 /// The table follows the generator of Mark Stillwell's `vpack` library, which implements
 /// these classes from the paper.
