@@ -59,7 +59,7 @@ use super::model::{Amounts, Resource};
 /// The most items [`optimum`] takes. The program has about `n²/2` placement variables,
 /// and proving that one node fewer cannot work is where branch and bound spends its
 /// time. Measured in a debug build over the Caprara–Toth classes 1–9, eight to sixteen
-/// seeds each: at 12 items the slowest took 0.04 s, at 14 items 0.2 s, at 15 items most
+/// seeds each: at 12 items the slowest took 0.06 s, at 14 items 0.2 s, at 15 items most
 /// still took under 0.3 s but a class 1 instance took 2.2 s.
 pub const MAX_EXACT_ITEMS: usize = 14;
 
