@@ -30,14 +30,17 @@
 //! [scheduling framework](https://kubernetes.io/docs/concepts/scheduling-eviction/scheduling-framework/)
 //! and [resource bin packing](https://kubernetes.io/docs/concepts/scheduling-eviction/resource-bin-packing/).
 
+pub mod bounds;
 pub mod cluster;
 pub mod demo;
+pub mod exact;
 pub mod filters;
 pub mod model;
 pub mod packers;
 pub mod report;
 pub mod scorers;
 pub mod slices;
+pub mod workloads;
 
 pub use model::{
     Amounts, HostPort, Node, NodeInfo, Pod, Protocol, Resource, Taint, TaintEffect, Toleration,
