@@ -55,8 +55,8 @@ exercises-check:
 demo:
     cargo run -q --bin ch01-chroot
 
-# Benchmarks, as root: 1 and 10 containers on one overlay lower vs copies; container start with and without a bridge, TCP over the bridge vs loopback; unpacking a 100 MiB layer vs GNU tar and umoci; building examples/webapp without and with the cache vs buildah; `nutshell run` and a create/start/delete cycle vs runc and a bare unshare (writes book/src/generated/ch07-bench.txt, ch08-bench.txt, ch09-bench.txt, ch10-bench.txt, ch11-bench.txt)
-bench:
+# Benchmarks, as root: 1 and 10 containers on one overlay lower vs copies; container start with and without a bridge, TCP over the bridge vs loopback; unpacking a 100 MiB layer vs GNU tar and umoci; building examples/webapp without and with the cache vs buildah; `nutshell run` and a create/start/delete cycle vs runc and a bare unshare; the scheduler's nodes used vs the lower bounds and its decisions per second on 500 to 15000 nodes (writes book/src/generated/ch07-bench.txt, ch08-bench.txt, ch09-bench.txt, ch10-bench.txt, ch11-bench.txt, ch12-bench.txt, ch12-nodes.svg, ch12-latency.svg)
+bench: _fonts
     #!/usr/bin/env bash
     if [ "$(id -u)" -ne 0 ]; then
         echo "just bench needs root: it mounts overlays and makes bridges. Run it as root (sudo -E just bench)." >&2
@@ -66,6 +66,7 @@ bench:
     cargo bench --bench network
     cargo bench --bench unpack
     cargo bench --bench build
+    cargo bench --bench scheduler
     exec cargo bench --bench runtime
 
 # As root: N containers through nutshell's create/start/delete, the nutshell of about a tenth SIGKILLed half-way (seeded: `just soak 200 0x5eed0015` repeats a run); fails if a mount, cgroup, state dir or process leaked
@@ -162,6 +163,21 @@ _runtimes:
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc containerd hyperfine >/dev/null
     else
         echo "install runc, containerd and hyperfine with your package manager; chapter 11's tests and benchmark use them" >&2
+        exit 1
+    fi
+
+# Chapter 12's bench draws its charts' text in DejaVu Sans, which plotters reads from
+# Debian's fonts-dejavu-core.
+_fonts:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then exit 0; fi
+    if command -v apt-get >/dev/null && [ "$(id -u)" -eq 0 ]; then
+        echo "installing fonts-dejavu-core (chapter 12's bench draws its charts' text in DejaVu Sans)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >/dev/null
+    else
+        echo "install fonts-dejavu-core (DejaVu Sans, at /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf) with your package manager, as root; chapter 12's bench draws its charts' text in it" >&2
         exit 1
     fi
 
