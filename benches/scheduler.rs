@@ -400,8 +400,8 @@ fn render(quality: &[QualityRow], small: &SmallResult, speed: &[SpeedRow]) -> St
     let _ = writeln!(
         out,
         "\ndecisions on fixed clusters of {} nodes (4 CPUs, 16 GiB each), kube-mix pods placed one \
-         at a time\n(filter, score, bind), each timed; the cluster is emptied every {} pods per \
-         node, about half its CPU,\nso it never fills; a pod left pending would still count as a \
+         at a time\n(filter, score, bind), each timed; a fresh cluster every {} pods per node \
+         (about half its CPU),\nso it never fills; a pod left pending would still count as a \
          decision\n",
         SPEED_NODES.map(|n| n.to_string()).join(", "),
         PODS_PER_NODE_PER_ROUND
