@@ -100,6 +100,7 @@ fn bins_for(total: u128, capacity: u64) -> usize {
     usize::try_from(total.div_ceil(u128::from(capacity))).unwrap_or(usize::MAX)
 }
 
+// ANCHOR: volume
 /// The volume bound `max over cpu, memory of ⌈Σ size_d / C_d⌉`.
 ///
 /// Valid because the nodes used must hold each resource's total between them. Items
@@ -114,6 +115,7 @@ pub fn volume_bound(sizes: &[Amounts], capacity: Amounts) -> usize {
         .max()
         .unwrap_or(0)
 }
+// ANCHOR_END: volume
 
 /// The Martello–Toth bound L2 for 1-dimensional bin packing of `sizes` into bins of
 /// `capacity`.

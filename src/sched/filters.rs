@@ -189,6 +189,7 @@ pub fn resources_fit(pod: &Pod, node: &NodeInfo) -> Result<(), Vec<Unfit>> {
     Err(unfit)
 }
 
+// ANCHOR: filter
 /// The five filters in kube's order, stopping at the first that fails, as kube's
 /// framework does: the node's reasons, or `Ok` if the pod may go there.
 pub fn filter(pod: &Pod, node: &NodeInfo) -> Result<(), Vec<Unfit>> {
@@ -208,6 +209,7 @@ pub fn fits(pod: &Pod, node: &NodeInfo) -> bool {
         && !too_many_pods(node)
         && !Resource::ALL.iter().any(|&r| short_of(pod, node, r))
 }
+// ANCHOR_END: filter
 
 /// Why a pod fits no node: kube's `FitError`, the reasons counted over the nodes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -114,9 +114,7 @@ pub fn placement_table(pods: &[Pod], cluster: &Cluster, placement: &Placement) -
 
 /// How full each node is: its pods, and its requested amounts against its allocatable.
 pub fn allocation_table(cluster: &Cluster) -> String {
-    let percent = |used: u64, of: u64| {
-        (used * 100).checked_div(of).unwrap_or(0)
-    };
+    let percent = |used: u64, of: u64| (used * 100).checked_div(of).unwrap_or(0);
     let rows: Vec<Vec<String>> = cluster
         .nodes()
         .iter()

@@ -109,6 +109,7 @@ fn share(value: u64, capacity: u64) -> i64 {
     (u128::from(value) * MAX_NODE_SCORE as u128 / u128::from(capacity)) as i64
 }
 
+// ANCHOR: per_resource
 /// kube's `leastRequestedScore`: the free share on 0..=100; 0 when over capacity.
 fn least_requested_score(requested: u64, capacity: u64) -> i64 {
     if capacity == 0 || requested > capacity {
@@ -125,6 +126,7 @@ fn most_requested_score(requested: u64, capacity: u64) -> i64 {
     }
     share(requested.min(capacity), capacity)
 }
+// ANCHOR_END: per_resource
 
 /// LeastAllocated, kube's default: the weighted mean of each resource's free share,
 /// `(capacity - requested) * 100 / capacity`, 0 for a resource over capacity.
@@ -144,6 +146,7 @@ pub fn most_allocated(requested: Amounts, allocatable: Amounts, weights: &Weight
     weighted_mean(requested, allocatable, weights, most_requested_score)
 }
 
+// ANCHOR: balanced
 /// BalancedAllocation: `(1 - std) * 100`, truncated, where `std` is the standard
 /// deviation of the requested shares (each capped at 1) of the resources the node has;
 /// with two resources, `|cpu share - memory share| / 2`.
@@ -171,6 +174,7 @@ pub fn balanced_allocation(requested: Amounts, allocatable: Amounts) -> i64 {
     };
     ((1.0 - std) * MAX_NODE_SCORE as f64) as i64
 }
+// ANCHOR_END: balanced
 
 /// One point of a [`Shape`]: at this utilization, this score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
