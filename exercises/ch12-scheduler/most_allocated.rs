@@ -38,7 +38,8 @@
 //! The types are given in `resources.rs`, next to this file: `Amounts`, `Weights` and
 //! `MAX_NODE_SCORE`. Do not change that file.
 //!
-//! Read src/sched/mod.rs for where scoring fits, and kube's own
+//! Read book/src/ch12-scheduler.md ("kube's scorers, to the integer") and
+//! src/sched/scorers.rs for where scoring fits, and kube's own
 //! pkg/scheduler/framework/plugins/noderesources/most_allocated.go. Check your work with
 //! `just exercise ch12-scheduler` (no root needed: no node is made). The tests are cases
 //! from kube's own table, most_allocated_test.go.

@@ -39,6 +39,16 @@ pub fn burn(threads: u64, seconds: u64) -> i32 {
 }
 // ANCHOR_END: burn
 
+/// Chapter 12's pod: one thread that wants a whole CPU for `seconds`, quietly.
+pub fn spin(seconds: u64) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut turns: u64 = 0;
+    while Instant::now() < deadline {
+        turns = std::hint::black_box(turns.wrapping_add(1));
+    }
+    0
+}
+
 // ANCHOR: allocate
 /// The `--oom` body: allocate and touch memory 1 MiB at a time, up to four times the
 /// limit. The OOM killer is meant to stop it first.

@@ -60,6 +60,12 @@ pub enum Builtin {
         /// For how long, in seconds.
         seconds: u64,
     },
+    /// Chapter 12's pods: one busy thread for `seconds`, printing nothing (a dozen
+    /// containers share one terminal).
+    Spin {
+        /// For how long, in seconds.
+        seconds: u64,
+    },
     /// Chapter 5's `--oom`: allocate until the OOM killer stops it.
     Allocate {
         /// The memory limit, in bytes.
@@ -129,6 +135,7 @@ impl Builtin {
             Builtin::Queues { host, inside } => look_at_queues(host, inside),
             Builtin::Clocks { host } => look_at_clocks(*host),
             Builtin::Burn { threads, seconds } => burn(*threads, *seconds),
+            Builtin::Spin { seconds } => limits::spin(*seconds),
             Builtin::Allocate { limit } => allocate(*limit),
             Builtin::ForkLoop { limit } => fork_loop(*limit),
             Builtin::TryTheHost {
@@ -205,6 +212,7 @@ impl fmt::Display for Builtin {
             Builtin::Burn { threads, seconds } => {
                 write!(f, "busy threads ({threads} for {seconds} s)")
             }
+            Builtin::Spin { seconds } => write!(f, "a busy thread ({seconds} s)"),
             Builtin::Allocate { limit } => write!(f, "memory hog (to 4 x {} MiB)", limit >> 20),
             Builtin::ForkLoop { limit } => write!(f, "fork loop ({} forks)", 2 * limit),
             Builtin::TryTheHost { .. } => write!(f, "attempts on the host"),
