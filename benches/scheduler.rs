@@ -590,6 +590,12 @@ fn draw_latency(speed: &[SpeedRow], path: &Path) -> Result<()> {
         .configure_mesh()
         .x_desc("nodes in the cluster")
         .y_desc("µs per decision")
+        // A log axis offers a key point at every step of every decade; a handful, as
+        // whole numbers, keep the labels apart.
+        .x_labels(4)
+        .x_label_formatter(&|x: &f64| format!("{}", x.round() as u64))
+        .y_label_formatter(&|y: &f64| format!("{}", y.round() as u64))
+        .max_light_lines(1)
         .label_style(("sans-serif", 13))
         .draw()?;
     for (k, policy) in online_policies().iter().enumerate() {
