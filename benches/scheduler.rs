@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use nutshell::sched::bounds::lower_bounds;
-use nutshell::sched::cluster::{Cluster, Policy};
+use nutshell::sched::cluster::{Cluster, Placing, Policy};
 use nutshell::sched::exact::{self, ExactError};
 use nutshell::sched::workloads::{KUBE_NODE, caprara_toth, kube_mix};
 use nutshell::sched::{Amounts, Node, Pod};
@@ -69,31 +69,13 @@ const SAID_KUBE_DEFAULT_EXTRA: f64 = 0.23;
 const AIM_RATE_AT_5000: f64 = 20_000.0;
 const AIM_P99_AT_5000_US: f64 = 200.0;
 
-/// How a workload is placed.
-#[derive(Debug, Clone)]
-enum Mode {
-    /// One pod at a time, in arrival order, with this policy.
-    Online(Policy),
-    /// All at once: [`Cluster::place_batch`].
-    Batch,
-}
-
-impl Mode {
-    fn name(&self) -> &'static str {
-        match self {
-            Mode::Online(policy) => policy.name(),
-            Mode::Batch => "batch",
-        }
-    }
-}
-
 /// The columns of the quality tables, and the bars of each group in the chart.
-fn modes() -> [Mode; 4] {
+fn modes() -> [Placing; 4] {
     [
-        Mode::Online(Policy::KubeDefault),
-        Mode::Online(Policy::MostAllocated),
-        Mode::Online(Policy::BestFitL2),
-        Mode::Batch,
+        Placing::Online(Policy::KubeDefault),
+        Placing::Online(Policy::MostAllocated),
+        Placing::Online(Policy::BestFitL2),
+        Placing::Batch,
     ]
 }
 
@@ -137,12 +119,9 @@ struct SpeedRow {
 }
 
 /// The nodes a growing cluster of `capacity` nodes ends with when `pods` go in by `mode`.
-fn nodes_used(pods: &[Pod], capacity: Amounts, mode: &Mode) -> Result<usize> {
+fn nodes_used(pods: &[Pod], capacity: Amounts, mode: &Placing) -> Result<usize> {
     let mut cluster = Cluster::growing(Node::new("node", capacity));
-    let placement = match mode {
-        Mode::Online(policy) => cluster.place_all(pods, policy),
-        Mode::Batch => cluster.place_batch(pods),
-    };
+    let placement = cluster.place_by(pods, mode);
     if let Some((pod, error)) = placement.pending.first() {
         bail!("{}: pod {pod} stayed pending: {error}", mode.name());
     }

@@ -3,7 +3,6 @@
 //!
 //! The book walks through this file: book/src/ch12-scheduler.md.
 
-use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,7 @@ use clap::{Parser, ValueEnum};
 use nutshell::cgroups::CpuStats;
 use nutshell::cli::{ContainerArgs, main_with, require_root};
 use nutshell::launch::{self, Container, ContainerId, HostFacts};
-use nutshell::sched::cluster::{Cluster, Placement, Policy};
+use nutshell::sched::cluster::{Cluster, Placement, Placing, Policy};
 use nutshell::sched::slices::NodeSlice;
 use nutshell::sched::{Amounts, Node, Pod};
 use nutshell::sched::{bounds, demo, report, workloads};
@@ -75,16 +74,16 @@ enum PolicyArg {
 }
 
 impl PolicyArg {
-    /// The scorer, or `None` for batch mode.
-    fn policy(self) -> Option<Policy> {
+    /// How the pods are placed.
+    fn placing(self) -> Placing {
         match self {
-            PolicyArg::KubeDefault => Some(Policy::KubeDefault),
-            PolicyArg::LeastAllocated => Some(Policy::LeastAllocated),
-            PolicyArg::MostAllocated => Some(Policy::MostAllocated),
-            PolicyArg::BalancedAllocation => Some(Policy::BalancedAllocation),
-            PolicyArg::BestFitL2 => Some(Policy::BestFitL2),
-            PolicyArg::DotProduct => Some(Policy::DotProduct),
-            PolicyArg::Batch => None,
+            PolicyArg::KubeDefault => Placing::Online(Policy::KubeDefault),
+            PolicyArg::LeastAllocated => Placing::Online(Policy::LeastAllocated),
+            PolicyArg::MostAllocated => Placing::Online(Policy::MostAllocated),
+            PolicyArg::BalancedAllocation => Placing::Online(Policy::BalancedAllocation),
+            PolicyArg::BestFitL2 => Placing::Online(Policy::BestFitL2),
+            PolicyArg::DotProduct => Placing::Online(Policy::DotProduct),
+            PolicyArg::Batch => Placing::Batch,
         }
     }
 }
@@ -132,10 +131,8 @@ fn main() -> std::process::ExitCode {
         // ANCHOR: place
         let nodes = demo::demo_nodes(args.nodes, capacity);
         let mut cluster = Cluster::new(nodes.clone());
-        let placement = match args.policy.policy() {
-            Some(policy) => cluster.place_all(&pods, &policy),
-            None => cluster.place_batch(&pods),
-        };
+        let placing = args.policy.placing();
+        let placement = cluster.place_by(&pods, &placing);
         // ANCHOR_END: place
         println!(
             "ch12-scheduler: {} nodes, {} pods\n",
@@ -143,7 +140,7 @@ fn main() -> std::process::ExitCode {
             pods.len()
         );
         print!("{}", report::nodes_table(&nodes));
-        println!("\nplacement ({}):", policy_name(args.policy));
+        println!("\nplacement ({}):", placing.name());
         print!("{}", report::placement_table(&pods, &cluster, &placement));
         println!("\nrequested on each node:");
         print!("{}", report::allocation_table(&cluster));
@@ -156,20 +153,16 @@ fn main() -> std::process::ExitCode {
         )?;
         let rootfs = args.container.rootfs()?;
         args.container.prepare_rootfs(&rootfs, false)?;
-        run(&nodes, &pods, &placement, &rootfs, args.seconds)?;
+        run(&cluster, &pods, &placement, &rootfs, args.seconds)?;
         Ok(0)
     })
-}
-
-fn policy_name(policy: PolicyArg) -> &'static str {
-    policy.policy().map_or("batch", |p| p.name())
 }
 
 // ANCHOR: run
 /// Makes each node's slice, starts each placed pod's container in it, and measures each
 /// node's CPU use from its slice's counters while they run.
 fn run(
-    nodes: &[Node],
+    cluster: &Cluster,
     pods: &[Pod],
     placement: &Placement,
     rootfs: &std::path::Path,
@@ -182,13 +175,14 @@ fn run(
         .context("no cgroup hierarchy is mounted on this host")?;
     // Before the clones: a signal now waits, pending, until the teardown is done.
     nutshell::init::block_handled_signals().context("block the signals to forward")?;
-    let slices = nodes
+    let slices = cluster
+        .nodes()
         .iter()
-        .map(|node| NodeSlice::create(layout, facts.swap_accounting, node))
+        .map(|info| NodeSlice::create(layout, facts.swap_accounting, &info.node))
         .collect::<Result<Vec<_>, _>>()?;
     // Declared after the slices, so dropped before them: a node's cgroup can only be
     // removed once its pods' cgroups are gone.
-    let mut containers: Vec<(usize, Container)> = Vec::new();
+    let mut containers: Vec<Container> = Vec::new();
     for (pod, node) in pods.iter().zip(&placement.nodes) {
         let Some(node) = *node else { continue };
         let slice = &slices[node];
@@ -197,13 +191,13 @@ fn run(
         let id = ContainerId::parse(&format!("{}-{}", slice.node().name, pod.name))?;
         let container = launch::launch(Some(id), &spec, &facts)
             .with_context(|| format!("create the container of pod {}", pod.name))?;
-        containers.push((node, container));
+        containers.push(container);
     }
     println!(
         "\nstarting {} containers, each in its node's slice:",
         containers.len()
     );
-    for (_, container) in &mut containers {
+    for container in &mut containers {
         container.start()?;
         let cgroup = container.cgroup().context("a container without a cgroup")?;
         println!("  {} in {}", container.id(), cgroup.path());
@@ -220,10 +214,6 @@ fn run(
     let (start, before) = (Instant::now(), sample()?);
     thread::sleep(Duration::from_secs(seconds).saturating_sub(2 * settle));
     let (wall, after) = (start.elapsed(), sample()?);
-    let mut pods_on: BTreeMap<usize, usize> = BTreeMap::new();
-    for (node, _) in &containers {
-        *pods_on.entry(*node).or_default() += 1;
-    }
     println!("\nCPU used by each node, from its slice's counters:");
     println!("NODE    PODS  QUOTA  USED   THROTTLED");
     for (index, slice) in slices.iter().enumerate() {
@@ -236,16 +226,16 @@ fn run(
         println!(
             "{:<6}  {:>4}  {quota:>5.2}  {cpus:>5.2}  {throttled} periods",
             slice.node().name,
-            pods_on.get(&index).copied().unwrap_or(0),
+            cluster.nodes()[index].pods,
         );
     }
     let deadline = Duration::from_secs(seconds + 30);
-    for (_, container) in &mut containers {
+    for container in &mut containers {
         if container.wait_timeout(deadline)?.is_none() {
             container.kill(nix::sys::signal::Signal::SIGKILL)?;
         }
     }
-    for (_, container) in containers {
+    for container in containers {
         container.remove()?;
     }
     drop(slices);
@@ -262,12 +252,13 @@ fn spread_vs_pack() -> anyhow::Result<i32> {
     let template = Node::new("node", workloads::KUBE_NODE);
     let sizes: Vec<Amounts> = pods.iter().map(|p| p.requests).collect();
     let lower = bounds::lower_bounds(&sizes, template.allocatable)?.best;
-    let policies = [
-        Policy::KubeDefault,
-        Policy::LeastAllocated,
-        Policy::MostAllocated,
-        Policy::BestFitL2,
-        Policy::DotProduct,
+    let ways = [
+        Placing::Online(Policy::KubeDefault),
+        Placing::Online(Policy::LeastAllocated),
+        Placing::Online(Policy::MostAllocated),
+        Placing::Online(Policy::BestFitL2),
+        Placing::Online(Policy::DotProduct),
+        Placing::Batch,
     ];
     println!(
         "ch12-scheduler --spread-vs-pack: {DEMO_PODS} Kubernetes-like pods (seed {DEMO_SEED}), nodes of {}",
@@ -275,7 +266,7 @@ fn spread_vs_pack() -> anyhow::Result<i32> {
     );
     println!("no placement can use fewer than {lower} nodes (the lower bound)\n");
     println!("POLICY               NODES  OVER THE BOUND");
-    for result in demo::compare_policies(&pods, &template, &policies) {
+    for result in demo::compare_policies(&pods, &template, &ways) {
         let over = (result.nodes_used as f64 / lower as f64 - 1.0) * 100.0;
         println!(
             "{:<19}  {:>5}  {over:>+5.1}%",

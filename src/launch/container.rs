@@ -369,10 +369,10 @@ impl Container {
         if let Some(exit) = self.exit {
             return Ok(Some(exit));
         }
-        self.pid_or_einval()?;
-        let Some(child) = self.child.as_ref() else {
-            return Ok(None);
-        };
+        let child = self.child.as_ref().ok_or(LaunchError::ParentStep {
+            step: "find the container's first process".to_string(),
+            source: Errno::ESRCH,
+        })?;
         // The pidfd turns readable when the process ends; the waitpid then reaps it.
         let ended = super::fds::poll_readable(child.pidfd.as_fd(), timeout).map_err(|source| {
             LaunchError::ParentStep {

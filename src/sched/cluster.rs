@@ -20,7 +20,7 @@
 //! cluster ends with are the number a policy needs, to compare with the lower bounds.
 
 use super::filters::{self, FitError};
-use super::model::{Amounts, Node, NodeInfo, Pod, TaintEffect};
+use super::model::{Amounts, Load, Node, NodeInfo, Pod};
 use super::packers;
 use super::scorers::{self, Shape, Weights};
 
@@ -68,8 +68,8 @@ impl Policy {
         // kube scores with each zero request counted as a small default, so that pods
         // without requests still spread; BalancedAllocation and the packers use the real
         // requests.
-        let non_zero = load.non_zero_requested.plus(pod.requests.non_zero());
-        let real = load.requested.plus(pod.requests);
+        let non_zero = scorers::requested_with(pod, load, true);
+        let real = scorers::requested_with(pod, load, false);
         let score = match self {
             Policy::KubeDefault => {
                 scorers::least_allocated(non_zero, allocatable, &weights)
@@ -104,62 +104,42 @@ fn balanced(pod: &Pod, requested: Amounts, allocatable: Amounts) -> i64 {
     }
 }
 
-/// What the scheduling loop reads of a node, packed into one cache line: its amounts,
-/// its pod count, and whether it is *plain*, neither cordoned nor tainted against new
-/// pods. For a pod without a node selector or host ports, a plain node passes the
-/// filters exactly when its resources fit, and the loop over 5000 nodes reads these
-/// 64-byte records instead of whole [`NodeInfo`]s, with their names, labels and lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Load {
-    /// The sum of its pods' requests.
-    pub requested: Amounts,
-    /// The same with zero requests counted as kube's defaults.
-    pub non_zero_requested: Amounts,
-    /// What it offers pods.
-    pub allocatable: Amounts,
-    /// Its pods.
-    pub pods: u32,
-    /// The most pods it takes.
-    pub max_pods: u32,
-    /// Neither cordoned nor tainted `NoSchedule` or `NoExecute`.
-    pub plain: bool,
+/// For a pod without a selector or host ports on a plain node: whether the resource
+/// filter passes ([`filters::resources_fit`]'s rules, on the packed record).
+fn fits_plain(load: &Load, pod: &Pod) -> bool {
+    let short = |want: u64, requested: u64, allocatable: u64| {
+        want > 0 && requested.saturating_add(want) > allocatable
+    };
+    load.pods < load.max_pods
+        && !short(
+            pod.requests.cpu_milli,
+            load.requested.cpu_milli,
+            load.allocatable.cpu_milli,
+        )
+        && !short(
+            pod.requests.memory,
+            load.requested.memory,
+            load.allocatable.memory,
+        )
 }
 
-impl Load {
-    /// `node`'s load.
-    pub fn of(node: &NodeInfo) -> Load {
-        Load {
-            requested: node.requested,
-            non_zero_requested: node.non_zero_requested,
-            allocatable: node.node.allocatable,
-            pods: node.pods,
-            max_pods: node.node.max_pods,
-            plain: !node.node.unschedulable
-                && node
-                    .node
-                    .taints
-                    .iter()
-                    .all(|t| t.effect == TaintEffect::PreferNoSchedule),
-        }
-    }
+/// How a list of pods is placed: one at a time by a policy, as kube places them, or
+/// as one batch ([`Cluster::place_batch`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placing {
+    /// One pod at a time, in the list's order, by this policy.
+    Online(Policy),
+    /// All at once, bin-centric.
+    Batch,
+}
 
-    /// For a pod without a selector or host ports on a plain node: whether the
-    /// resource filter passes ([`filters::resources_fit`]'s rules).
-    fn fits(&self, pod: &Pod) -> bool {
-        let short = |want: u64, requested: u64, allocatable: u64| {
-            want > 0 && requested.saturating_add(want) > allocatable
-        };
-        self.pods < self.max_pods
-            && !short(
-                pod.requests.cpu_milli,
-                self.requested.cpu_milli,
-                self.allocatable.cpu_milli,
-            )
-            && !short(
-                pod.requests.memory,
-                self.requested.memory,
-                self.allocatable.memory,
-            )
+impl Placing {
+    /// The policy's name, or `batch`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Placing::Online(policy) => policy.name(),
+            Placing::Batch => "batch",
+        }
     }
 }
 
@@ -187,7 +167,7 @@ impl Cluster {
     pub fn new(nodes: Vec<Node>) -> Cluster {
         let nodes: Vec<NodeInfo> = nodes.into_iter().map(NodeInfo::new).collect();
         Cluster {
-            loads: nodes.iter().map(Load::of).collect(),
+            loads: nodes.iter().map(NodeInfo::load).collect(),
             nodes,
             template: None,
         }
@@ -222,7 +202,7 @@ impl Cluster {
         let plain_pod = pod.node_selector.is_empty() && pod.host_ports.is_empty();
         for (index, load) in self.loads.iter().enumerate() {
             let fits = if plain_pod && load.plain {
-                load.fits(pod)
+                fits_plain(load, pod)
             } else {
                 filters::fits(pod, &self.nodes[index])
             };
@@ -251,7 +231,7 @@ impl Cluster {
     /// Records `pod` as placed on node `node`.
     pub fn bind(&mut self, pod: &Pod, node: usize) {
         self.nodes[node].add(pod);
-        self.loads[node] = Load::of(&self.nodes[node]);
+        self.loads[node] = self.nodes[node].load();
     }
 
     /// Schedules `pod` and binds it; in a growing cluster, a pod that fits no node opens
@@ -286,6 +266,14 @@ impl Cluster {
             }
         }
         placement
+    }
+
+    /// Places `pods` the way `placing` says.
+    pub fn place_by(&mut self, pods: &[Pod], placing: &Placing) -> Placement {
+        match placing {
+            Placing::Online(policy) => self.place_all(pods, policy),
+            Placing::Batch => self.place_batch(pods),
+        }
     }
 
     // ANCHOR: batch
@@ -356,7 +344,7 @@ impl Cluster {
         if !filters::fits(pod, &info) {
             return None;
         }
-        self.loads.push(Load::of(&info));
+        self.loads.push(info.load());
         self.nodes.push(info);
         Some(self.nodes.len() - 1)
     }

@@ -1,7 +1,7 @@
 //! Chapter 12's demo cluster: a few small nodes with labels and a taint, and the pods of
 //! `examples/scheduler/pods.toml` to place on them.
 
-use super::cluster::{Cluster, Policy};
+use super::cluster::{Cluster, Placing};
 use super::model::{Amounts, Node, Pod, Taint, TaintEffect};
 
 /// The pods the chapter places unless given a file of its own.
@@ -39,7 +39,7 @@ pub fn demo_nodes(count: usize, allocatable: Amounts) -> Vec<Node> {
 /// One policy's result on a workload: the nodes it needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyResult {
-    /// The policy, as [`Policy::name`] gives it, or `batch` for batch mode.
+    /// How the pods were placed, as [`Placing::name`] gives it.
     pub policy: &'static str,
     /// Nodes with at least one pod at the end.
     pub nodes_used: usize,
@@ -47,29 +47,20 @@ pub struct PolicyResult {
     pub pending: usize,
 }
 
-/// Places `pods` on a growing cluster of `template` nodes under each policy, and under
-/// batch mode: how many nodes each one needs.
-pub fn compare_policies(pods: &[Pod], template: &Node, policies: &[Policy]) -> Vec<PolicyResult> {
-    let mut results: Vec<PolicyResult> = policies
-        .iter()
-        .map(|policy| {
+/// Places `pods` on a growing cluster of `template` nodes in each of the `ways`: how
+/// many nodes each one needs.
+pub fn compare_policies(pods: &[Pod], template: &Node, ways: &[Placing]) -> Vec<PolicyResult> {
+    ways.iter()
+        .map(|placing| {
             let mut cluster = Cluster::growing(template.clone());
-            let placement = cluster.place_all(pods, policy);
+            let placement = cluster.place_by(pods, placing);
             PolicyResult {
-                policy: policy.name(),
+                policy: placing.name(),
                 nodes_used: cluster.used(),
                 pending: placement.pending.len(),
             }
         })
-        .collect();
-    let mut cluster = Cluster::growing(template.clone());
-    let placement = cluster.place_batch(pods);
-    results.push(PolicyResult {
-        policy: "batch",
-        nodes_used: cluster.used(),
-        pending: placement.pending.len(),
-    });
-    results
+        .collect()
 }
 
 #[cfg(test)]

@@ -43,6 +43,6 @@ pub mod slices;
 pub mod workloads;
 
 pub use model::{
-    Amounts, HostPort, Node, NodeInfo, Pod, Protocol, Resource, Taint, TaintEffect, Toleration,
-    TolerationOperator,
+    Amounts, HostPort, Load, Node, NodeInfo, Pod, Protocol, Resource, Taint, TaintEffect,
+    Toleration, TolerationOperator,
 };

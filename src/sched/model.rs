@@ -333,6 +333,44 @@ impl NodeInfo {
     pub fn free(&self) -> Amounts {
         self.node.allocatable.minus(self.requested)
     }
+
+    /// Its [`Load`]: what the scheduling loop reads of it.
+    pub fn load(&self) -> Load {
+        Load {
+            requested: self.requested,
+            non_zero_requested: self.non_zero_requested,
+            allocatable: self.node.allocatable,
+            pods: self.pods,
+            max_pods: self.node.max_pods,
+            plain: !self.node.unschedulable
+                && self
+                    .node
+                    .taints
+                    .iter()
+                    .all(|t| t.effect == TaintEffect::PreferNoSchedule),
+        }
+    }
+}
+
+/// What the scheduling loop reads of a node, packed into one cache line: its amounts,
+/// its pod count, and whether it is *plain*, neither cordoned nor tainted against new
+/// pods. For a pod without a node selector or host ports, a plain node passes the
+/// filters exactly when its resources fit, and the loop over 5000 nodes reads these
+/// 64-byte records instead of whole `NodeInfo`s, with their names, labels and lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    /// The sum of its pods' requests.
+    pub requested: Amounts,
+    /// The same with zero requests counted as kube's defaults.
+    pub non_zero_requested: Amounts,
+    /// What it offers pods.
+    pub allocatable: Amounts,
+    /// Its pods.
+    pub pods: u32,
+    /// The most pods it takes.
+    pub max_pods: u32,
+    /// Neither cordoned nor tainted `NoSchedule` or `NoExecute`.
+    pub plain: bool,
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@
 //!
 //! See also [resource bin packing](https://kubernetes.io/docs/concepts/scheduling-eviction/resource-bin-packing/).
 
-use super::model::{Amounts, NodeInfo, Pod, Resource};
+use super::model::{Amounts, Load, Pod, Resource};
 
 /// The best score a node can get (kube's `framework.MaxNodeScore`).
 pub const MAX_NODE_SCORE: i64 = 100;
@@ -64,7 +64,7 @@ impl Default for Weights {
 /// What `node` would have requested with `pod` on it: the non-zero sums
 /// ([`Amounts::non_zero`]) when `non_zero`, for least, most and requested-to-capacity; the
 /// real sums otherwise, for balanced allocation.
-pub fn requested_with(pod: &Pod, node: &NodeInfo, non_zero: bool) -> Amounts {
+pub fn requested_with(pod: &Pod, node: &Load, non_zero: bool) -> Amounts {
     if non_zero {
         node.non_zero_requested.plus(pod.requests.non_zero())
     } else {
@@ -344,7 +344,7 @@ mod tests {
     //! and so every score, the same. kube's test pods without containers request nothing
     //! even in non-zero terms, so those cases pass zero totals.
     use super::*;
-    use crate::sched::model::Node;
+    use crate::sched::model::{Node, NodeInfo};
 
     fn amounts(cpu_milli: u64, memory: u64) -> Amounts {
         Amounts::new(cpu_milli, memory)
@@ -452,7 +452,7 @@ mod tests {
         let node2 = NodeInfo::new(node());
         let pod = Pod::new("p", Amounts::default());
         let score = |info: &NodeInfo| {
-            let requested = requested_with(&pod, info, true);
+            let requested = requested_with(&pod, &info.load(), true);
             most_allocated(requested, info.node.allocatable, &Weights::default())
         };
         assert_eq!(score(&node1), 80);
@@ -484,7 +484,7 @@ mod tests {
         let mut info = NodeInfo::new(Node::new("node1", amounts(6000, 10000)));
         info.add(&Pod::new("cpu-only", amounts(3000, 0)));
         let pod = Pod::new("cpu-only", amounts(3000, 0));
-        let requested = requested_with(&pod, &info, false);
+        let requested = requested_with(&pod, &info.load(), false);
         assert_eq!(balanced_allocation(requested, info.node.allocatable), 50);
         assert!(!is_best_effort(&pod));
         // kube: "nothing scheduled, nothing requested, skip in PreScore"
@@ -626,9 +626,12 @@ mod tests {
         let mut info = NodeInfo::new(Node::new("n", amounts(4000, 8 << 30)));
         info.add(&Pod::new("a", amounts(0, 1 << 30)));
         let pod = Pod::new("p", amounts(500, 0));
-        assert_eq!(requested_with(&pod, &info, false), amounts(500, 1 << 30));
         assert_eq!(
-            requested_with(&pod, &info, true),
+            requested_with(&pod, &info.load(), false),
+            amounts(500, 1 << 30)
+        );
+        assert_eq!(
+            requested_with(&pod, &info.load(), true),
             amounts(600, (1 << 30) + (200 << 20))
         );
     }
