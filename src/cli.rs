@@ -682,7 +682,7 @@ pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
 
 /// 1, or what a [`crate::launch::LaunchError`] in the chain asks for (127 for a
 /// container program that was not found).
-fn exit_status(err: &(dyn std::error::Error + 'static)) -> u8 {
+pub fn exit_status(err: &(dyn std::error::Error + 'static)) -> u8 {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(err) = cause {
         if let Some(status) = err

@@ -27,6 +27,7 @@
 //! | [`oci`] | the OCI runtime: `config.json` → spec, runc's command line, state JSON | ch11-runtime |
 //! | [`hooks`] | OCI hooks: programs run at points of the lifecycle, the state on their stdin, with a timeout | ch11-runtime |
 //! | [`seccomp`] | seccomp profiles compiled to BPF: the filter a container's process runs under | ch11-runtime |
+//! | [`containers`] | docker's workflow: `run IMAGE`, `ps`, `logs`, `exec`, `stop`, `rm`; records, json-file logs, the per-container monitor | *Putting it together* |
 //! | [`sched`] | a tiny scheduler: nodes and pods, kube's filters and scorers, packers, lower bounds and the exact optimum, nodes as cgroup slices | ch12-scheduler |
 //! | [`workloads`] | nutshell's own programs a container can run: the chapters' demos | ch01-chroot; ch05-cgroups |
 //! | [`chapters`] | the chapter map and what each chapter needs | `nutshell doctor` |
@@ -39,6 +40,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod chapters;
 pub mod cli;
+pub mod containers;
 pub mod doctor;
 pub mod hooks;
 pub mod image;

@@ -166,6 +166,11 @@ impl RegistryArgs {
 }
 
 fn main() -> std::process::ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let records = nutshell::containers::record::Records::new(&nutshell::store::data_dir());
+    if nutshell::containers::cli::is_docker_style(&args, &records) {
+        return docker_main();
+    }
     main_with("nutshell", || -> anyhow::Result<i32> {
         let cli = Cli::parse();
         let data_dir: PathBuf = nutshell::store::data_dir();
@@ -347,5 +352,28 @@ fn main() -> std::process::ExitCode {
             }
         }
         Ok(0)
+    })
+}
+
+/// docker's commands (`run IMAGE`, `ps`, `logs` ...): errors as docker prints them, `Error:
+/// ...` on one line, with its exit statuses: 125 when `run` itself fails, 1 otherwise.
+fn docker_main() -> std::process::ExitCode {
+    use nutshell::containers::cli::{DockerCli, DockerCommand, dispatch};
+    main_with("nutshell", || -> anyhow::Result<i32> {
+        let cli = DockerCli::parse();
+        let is_run = matches!(cli.command, DockerCommand::Run(_));
+        let facts = HostFacts::detect();
+        match dispatch(cli.command, &facts) {
+            Ok(code) => Ok(code),
+            Err(err) => {
+                eprintln!("Error: {}", nutshell::cli::one_line(&err));
+                let launch_status = nutshell::cli::exit_status(&err);
+                Ok(match (is_run, launch_status) {
+                    (_, status) if status != 1 => i32::from(status),
+                    (true, _) => 125,
+                    (false, _) => 1,
+                })
+            }
+        }
     })
 }

@@ -87,12 +87,26 @@ pub fn table(images: &[StoredImage]) -> String {
             human_size(image.size()),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|col| rows.iter().map(|r| r[col].len()).max().unwrap_or(0))
+    columns(&rows)
+}
+// ANCHOR_END: table
+
+/// Rows as docker prints its tables: each column as wide as its widest cell, three
+/// spaces between columns, no trailing spaces.
+pub fn columns<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let count = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..count)
+        .map(|col| {
+            rows.iter()
+                .map(|r| r.as_ref().get(col).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {
         let line: Vec<String> = row
+            .as_ref()
             .iter()
             .zip(&widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
@@ -102,7 +116,6 @@ pub fn table(images: &[StoredImage]) -> String {
     }
     out
 }
-// ANCHOR_END: table
 
 /// Bytes as docker prints them: `1.2MB`, `512kB`, decimal units.
 pub fn human_size(bytes: u64) -> String {

@@ -291,6 +291,12 @@ impl Container {
         self.child.as_ref().map(|c| c.pid)
     }
 
+    /// A pidfd of its first process, which turns readable when that process ends: for
+    /// a caller that waits on other fds too (the monitor of a detached container).
+    pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.child.as_ref().map(|c| c.pidfd.as_fd())
+    }
+
     /// Its address on a bridge network, once leased.
     pub fn address(&self) -> Option<std::net::Ipv4Addr> {
         self.record.owned.network.as_ref().and_then(|n| n.address)

@@ -49,6 +49,19 @@ pub struct ExecOptions {
 /// pid file); without, wait for it and return its exit status.
 pub fn exec(id: &str, options: &ExecOptions, facts: &HostFacts) -> Result<i32, RuntimeError> {
     let container = Detached::find(&facts.state_root, &ContainerId::parse(id)?)?;
+    let base = bundle_spec(&container)?;
+    exec_in(&container, &base, options, facts)
+}
+// ANCHOR_END: exec
+
+/// Run a process in `container`, made from `base` (the spec its own process was made
+/// from: the new one gets its environment and seccomp filter), as [`exec`] does.
+pub fn exec_in(
+    container: &Detached,
+    base: &ContainerSpec,
+    options: &ExecOptions,
+    facts: &HostFacts,
+) -> Result<i32, RuntimeError> {
     let pid = match (container.status(), container.pid()) {
         (Status::Running | Status::Created, Some(pid)) => pid,
         _ => {
@@ -59,11 +72,8 @@ pub fn exec(id: &str, options: &ExecOptions, facts: &HostFacts) -> Result<i32, R
             }));
         }
     };
-    let spec = exec_spec(&container, pid, options)?;
-    // The exec's own launch state lives apart from the containers', so that `list`
-    // never shows it.
-    let mut exec_facts = facts.clone();
-    exec_facts.state_root = facts.state_root.join(".exec");
+    let spec = exec_spec(container, pid, base, options)?;
+    let exec_facts = exec_facts(facts);
     let exec_id = ContainerId::random();
     let write_pid = pid_file_writer(options.pid_file.as_deref());
     if !options.detach {
@@ -85,20 +95,24 @@ pub fn exec(id: &str, options: &ExecOptions, facts: &HostFacts) -> Result<i32, R
     forgotten?;
     Ok(0)
 }
-// ANCHOR_END: exec
+
+/// The facts an exec is launched with: its own launch state lives apart from the
+/// containers', so that `list` never shows it.
+pub fn exec_facts(facts: &HostFacts) -> HostFacts {
+    let mut exec_facts = facts.clone();
+    exec_facts.state_root = facts.state_root.join(".exec");
+    exec_facts
+}
 
 /// Remove the execs' state directory once no exec is in it (rmdir(2) refuses a
 /// directory that is not empty).
-fn remove_if_empty(dir: &std::path::Path) {
+pub fn remove_if_empty(dir: &std::path::Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
-/// The spec of a process in the container whose first process is `pid`.
-fn exec_spec(
-    container: &Detached,
-    pid: i32,
-    options: &ExecOptions,
-) -> Result<ContainerSpec, RuntimeError> {
+/// The spec of the bundle `container` was created from, which `nutshell create` notes
+/// in its `oci.json`.
+fn bundle_spec(container: &Detached) -> Result<ContainerSpec, RuntimeError> {
     let record: OciRecord = std::fs::read(container.dir().join("oci.json"))
         .ok()
         .and_then(|json| serde_json::from_slice(&json).ok())
@@ -109,7 +123,17 @@ fn exec_spec(
             ))
         })?;
     let oci = config::load(&record.bundle)?;
-    let base = config::to_spec(&oci, &record.bundle)?;
+    Ok(config::to_spec(&oci, &record.bundle)?)
+}
+
+/// The spec of a process in `container`, whose first process is `pid` and was made
+/// from `base`.
+pub fn exec_spec(
+    container: &Detached,
+    pid: i32,
+    base: &ContainerSpec,
+    options: &ExecOptions,
+) -> Result<ContainerSpec, RuntimeError> {
     let mut process = match &options.process {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| RuntimeError::Io {
@@ -166,7 +190,7 @@ fn exec_spec(
     };
     let mut spec = ContainerSpec::new(root, process);
     spec.namespaces = joined_namespaces(pid)?;
-    spec.seccomp = base.seccomp;
+    spec.seccomp = base.seccomp.clone();
     spec.detached = options.detach;
     spec.console_socket = options.console_socket.clone();
     spec.cgroup = container
