@@ -117,8 +117,15 @@ impl Container {
             )?),
             None => None,
         };
+        // Unless the plan has nutshell join it before the clone (a normal user's exec).
         let join_user = match &spec.namespaces.user {
-            NamespaceMode::Join(path) => {
+            NamespaceMode::Join(path)
+                if self
+                    .plan
+                    .child
+                    .iter()
+                    .any(|s| matches!(s, ChildStep::JoinUserNamespace(_))) =>
+            {
                 Some(std::fs::File::open(path).map_err(|source| LaunchError::Io {
                     op: "open the user namespace",
                     path: path.clone(),

@@ -178,13 +178,23 @@ pub fn plan(
         .into_iter()
         .filter(|kind| !matches!(kind, Namespace::Time | Namespace::Cgroup))
         .collect();
-    let for_children: Vec<PathBuf> = [Namespace::Pid, Namespace::Time]
+    let mut for_children: Vec<PathBuf> = [Namespace::Pid, Namespace::Time]
         .into_iter()
         .filter_map(|kind| match spec.namespaces.mode(kind) {
             NamespaceMode::Join(path) => Some(path.clone()),
             _ => None,
         })
         .collect();
+    // A normal user may join a PID namespace only from inside the user namespace that
+    // owns it (setns(2) wants CAP_SYS_ADMIN there), so nutshell joins that one first,
+    // and its children start inside it; root joins from outside.
+    let user_joined_here = match &spec.namespaces.user {
+        NamespaceMode::Join(path) if !for_children.is_empty() && !facts.caller.privileged => {
+            for_children.insert(0, path.clone());
+            true
+        }
+        _ => false,
+    };
     if !for_children.is_empty() {
         parent.push(ParentStep::JoinForChildren {
             paths: for_children,
@@ -239,7 +249,9 @@ pub fn plan(
     let mut child = vec![ChildStep::DieWithParent, ChildStep::WaitForParent];
     match &spec.namespaces.user {
         NamespaceMode::Join(path) => {
-            child.push(ChildStep::JoinUserNamespace(path.clone()));
+            if !user_joined_here {
+                child.push(ChildStep::JoinUserNamespace(path.clone()));
+            }
             child.push(ChildStep::BecomeRoot { setgroups: true });
         }
         NamespaceMode::New => child.push(ChildStep::BecomeRoot {
