@@ -379,10 +379,9 @@ pub fn dispatch(command: DockerCommand, facts: &HostFacts) -> Result<i32, Contai
                             .unwrap_or_default(),
                     ),
                     Err(ContainersError::NotFound { query }) => {
-                        let image = store.get(target).map_err(|_| ContainersError::Phase {
-                            name: query.clone(),
-                            why: "is neither a container nor an image: see nutshell ps -a and nutshell images".to_string(),
-                        })?;
+                        let image = store
+                            .get(target)
+                            .map_err(|_| ContainersError::NoSuchObject { query })?;
                         found.push(
                             serde_json::to_value(crate::image::listing::ImageInfo::of(&image))
                                 .unwrap_or_default(),
@@ -469,6 +468,10 @@ fn run(args: RunArgs, records: &Records, facts: &HostFacts) -> Result<i32, Conta
         Some(name) => ContainerId::parse(name)?.as_str().to_string(),
         None => record::default_name(&id),
     };
+    if spec.process.terminal {
+        // Where the monitor listens for the container's terminal.
+        spec.console_socket = Some(monitor::console_path(&facts.state_root, &id));
+    }
     // Bad input is refused here, before anything is made.
     crate::launch::plan(&ContainerId::parse(&id)?, &spec, facts)?;
     let command = match &spec.process.program {
@@ -553,7 +556,6 @@ fn image_for(
     match store.get(&args.image) {
         Ok(image) => Ok(image),
         Err(StoreError::NoSuchImage { .. }) => {
-            eprintln!("{} is not in the store: pulling it", args.image);
             let unpacker = crate::launch::images::CallerUnpacker::new(facts)?;
             let options = RegistryOptions {
                 tls_verify: args.tls_verify,
@@ -695,12 +697,7 @@ fn exec(args: ExecArgs, records: &Records, facts: &HostFacts) -> Result<i32, Con
     })?;
     let spec = crate::oci::exec::exec_spec(&container, pid, &base, &options)?;
     let exec_facts = crate::oci::exec::exec_facts(facts);
-    let exit = monitor::attach_terminal(
-        &ContainerId::random(),
-        spec,
-        &exec_facts,
-        &records.dir(&record.id),
-    );
+    let exit = monitor::attach_terminal(&ContainerId::random(), spec, &exec_facts);
     crate::oci::exec::remove_if_empty(&exec_facts.state_root);
     exit
 }

@@ -30,6 +30,14 @@ pub enum ContainersError {
         /// What was asked for.
         query: String,
     },
+    /// Neither a container nor an image has that name.
+    #[error(
+        "no such object: {query:?} (neither a container nor an image: see nutshell ps -a and nutshell images)"
+    )]
+    NoSuchObject {
+        /// What was asked for.
+        query: String,
+    },
     /// More than one id starts with the prefix.
     #[error(
         "more than one container has an ID starting with {query:?}: give more of it, or the name"

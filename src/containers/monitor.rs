@@ -74,14 +74,8 @@ pub fn monitor(
     let signals = block_signals()?;
     let mut terminal = None;
     let console = if spec.process.terminal {
-        let path = dir.join("console.sock");
-        let listener = std::os::unix::net::UnixListener::bind(&path).map_err(|source| {
-            ContainersError::Io {
-                op: "listen on",
-                path: path.clone(),
-                source,
-            }
-        })?;
+        let path = console_path(&facts.state_root, &record.id);
+        let listener = listen(&path)?;
         spec.console_socket = Some(path);
         if attached {
             terminal = CallerTerminal::open();
@@ -189,16 +183,10 @@ pub fn attach_terminal(
     id: &ContainerId,
     mut spec: ContainerSpec,
     facts: &HostFacts,
-    socket_dir: &std::path::Path,
 ) -> Result<i32, ContainersError> {
     let signals = block_signals()?;
-    let path = socket_dir.join(format!("{}.console", id.as_str()));
-    let listener =
-        std::os::unix::net::UnixListener::bind(&path).map_err(|source| ContainersError::Io {
-            op: "listen on",
-            path: path.clone(),
-            source,
-        })?;
+    let path = console_path(&facts.state_root, id.as_str());
+    let listener = listen(&path)?;
     spec.process.terminal = true;
     spec.console_socket = Some(path.clone());
     let terminal = CallerTerminal::open();
@@ -228,6 +216,27 @@ pub fn attach_terminal(
     exit
 }
 // ANCHOR_END: attach_terminal
+
+/// Where the monitor of container `id` listens for its terminal: in the state root, under
+/// a short name, since a socket's path must fit in 108 bytes (`sun_path`) and a data
+/// directory's records may lie deeper than that allows.
+pub fn console_path(state_root: &std::path::Path, id: &str) -> std::path::PathBuf {
+    state_root.join(format!(".console-{}", &id[..12.min(id.len())]))
+}
+
+/// Listen on `path` for the container's terminal.
+fn listen(path: &std::path::Path) -> Result<std::os::unix::net::UnixListener, ContainersError> {
+    let io = |op: &'static str, path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| ContainersError::Io { op, path, source }
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io("make", dir))?;
+    }
+    // A socket left by a monitor that was killed while it listened.
+    let _ = std::fs::remove_file(path);
+    std::os::unix::net::UnixListener::bind(path).map_err(io("listen on", path))
+}
 
 /// Write the one line the waiting `run -d` reads; it may have gone (killed), which
 /// changes nothing here.

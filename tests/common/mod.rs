@@ -4,6 +4,7 @@
 
 pub mod background;
 pub mod cli;
+pub mod netns;
 pub mod oci;
 pub mod registry;
 
