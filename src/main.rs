@@ -21,7 +21,12 @@ use nutshell::spec::ContainerSpec;
 
 /// Containers in a nutshell: a container runtime built one kernel feature at a time.
 #[derive(Parser)]
-#[command(version)]
+#[command(
+    version,
+    after_help = "docker's commands: run IMAGE [CMD...], ps, exec, logs, stop, kill, rm, inspect, port and top \
+                  (`nutshell run --help`, `nutshell logs --help` ...). run, ps, exec and kill are runc's \
+                  above when given a --bundle, a container of `nutshell create`, or runc's global flags."
+)]
 struct Cli {
     #[command(flatten)]
     global: nutshell::oci::cli::GlobalArgs,

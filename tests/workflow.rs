@@ -702,6 +702,77 @@ fn run_it_gives_a_raw_terminal_that_follows_the_window_and_takes_ctrl_c() {
     common::assert_nothing_left(d);
 }
 
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn exec_it_gives_a_terminal_in_a_running_container() {
+    common::require_root();
+    let data = open_data_dir();
+    let d = data.path();
+    let _containers = Containers {
+        place: Place::Host,
+        data: d,
+        names: vec!["box"],
+    };
+    let run = nutshell(
+        Place::Host,
+        d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "box",
+            "--network",
+            "none",
+            "default",
+            "sleep",
+            "600",
+        ],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave = |pty: &OwnedFd| Stdio::from(pty.try_clone().expect("dup the slave"));
+    let child = Command::new("setsid")
+        .args(["-c", NUTSHELL, "exec", "-it", "box", "sh"])
+        .env("NUTSHELL_DATA", d)
+        .env("NUTSHELL_ROOT", state_dir(d))
+        .stdin(slave(&pty.slave))
+        .stdout(slave(&pty.slave))
+        .stderr(slave(&pty.slave))
+        .spawn()
+        .expect("spawn nutshell exec on the pty");
+    let guard = common::background::Background::new(child);
+    let mut master = std::fs::File::from(pty.master);
+    master
+        .write_all(b"tty; echo sum$((2+3)); exit 3\r")
+        .unwrap();
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen.contains("sum5") && Instant::now() < deadline {
+        if poll_in(master.as_fd(), Duration::from_millis(200)) {
+            let mut buffer = [0u8; 4096];
+            match master.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buffer[..n])),
+            }
+        }
+    }
+    let output = guard.wait(Duration::from_secs(60)).expect("exec ends");
+    assert!(seen.contains("sum5"), "{seen:?}");
+    assert!(
+        seen.contains("/dev/pts/"),
+        "the process has a terminal: {seen:?}"
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "exec passes on the exit code"
+    );
+    drop(pty.slave);
+    let rm = nutshell(Place::Host, d, &["rm", "-f", "box"]);
+    assert!(rm.status.success(), "{}", stderr(&rm));
+    common::assert_nothing_left(d);
+}
+
 fn poll_in(fd: std::os::fd::BorrowedFd, timeout: Duration) -> bool {
     let mut pollfd = libc::pollfd {
         fd: fd.as_raw_fd(),

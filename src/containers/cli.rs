@@ -697,7 +697,8 @@ fn exec(args: ExecArgs, records: &Records, facts: &HostFacts) -> Result<i32, Con
     })?;
     let spec = crate::oci::exec::exec_spec(&container, pid, &base, &options)?;
     let exec_facts = crate::oci::exec::exec_facts(facts);
-    let exit = monitor::attach_terminal(&ContainerId::random(), spec, &exec_facts);
+    let exit =
+        monitor::attach_terminal(&ContainerId::random(), spec, &exec_facts, args.interactive);
     crate::oci::exec::remove_if_empty(&exec_facts.state_root);
     exit
 }

@@ -127,8 +127,9 @@ pub fn monitor(
     if let Attach::Detached { ready } = attach {
         report_ready(ready, "ok\n");
     }
-    // Raw only now: an error before this prints as usual.
-    let _raw = if master.is_some() {
+    // Raw only now: an error before this prints as usual. Without -i nothing is typed
+    // to the container, and the terminal stays as it is.
+    let _raw = if master.is_some() && interactive {
         terminal.as_ref().map(CallerTerminal::raw)
     } else {
         None
@@ -153,6 +154,7 @@ pub fn monitor(
         })?;
     let relay = Relay {
         attached,
+        interactive,
         terminal: terminal.as_ref(),
     };
     let exit = relay.run(&mut container, sources, &signals, &mut log)?;
@@ -176,13 +178,14 @@ pub fn monitor(
 // ANCHOR_END: monitor
 
 // ANCHOR: attach_terminal
-/// Run `spec` (a process with a terminal: `exec -it`) attached to the caller: its
-/// terminal relayed to ours, in raw mode, until it ends; then remove it. Returns its
-/// exit code.
+/// Run `spec` (a process with a terminal: `exec -t`) attached to the caller: its
+/// terminal's output relayed to ours until it ends, and with `interactive` (`-i`) our
+/// keys to it, ours in raw mode; then remove it. Returns its exit code.
 pub fn attach_terminal(
     id: &ContainerId,
     mut spec: ContainerSpec,
     facts: &HostFacts,
+    interactive: bool,
 ) -> Result<i32, ContainersError> {
     let signals = block_signals()?;
     let path = console_path(&facts.state_root, id.as_str());
@@ -200,9 +203,13 @@ pub fn attach_terminal(
     })();
     let _ = std::fs::remove_file(&path);
     let (mut process, master) = launched?;
-    let _raw = terminal.as_ref().map(CallerTerminal::raw);
+    let _raw = terminal
+        .as_ref()
+        .filter(|_| interactive)
+        .map(CallerTerminal::raw);
     let relay = Relay {
         attached: true,
+        interactive,
         terminal: terminal.as_ref(),
     };
     let exit = relay.run(
@@ -452,6 +459,8 @@ impl CallerTerminal {
 /// The loop that carries the container's output to its log (and the caller).
 struct Relay<'a> {
     attached: bool,
+    /// `-i`: the caller's stdin goes to the container's terminal.
+    interactive: bool,
     terminal: Option<&'a CallerTerminal>,
 }
 
@@ -467,7 +476,7 @@ impl Relay<'_> {
         let mut writers: Vec<LineWriter> =
             sources.iter().map(|(_, s)| LineWriter::new(*s)).collect();
         let tty = self.terminal.is_some() && sources.len() == 1;
-        let mut stdin_open = tty && self.attached;
+        let mut stdin_open = tty && self.attached && self.interactive;
         let mut exit = None;
         let mut drain_until = None;
         let mut buffer = vec![0u8; 64 * 1024];
