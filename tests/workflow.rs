@@ -561,6 +561,194 @@ fn run_flags_reach_the_container_and_rm_leaves_nothing() {
 
 #[test]
 #[ignore = "needs root: run `just test-all`"]
+fn stop_kills_after_the_grace_time_and_kill_rm_top_and_names_work_as_dockers() {
+    common::require_root();
+    let data = open_data_dir();
+    let d = data.path();
+    let h = Place::Host;
+    let _containers = Containers {
+        place: h,
+        data: d,
+        names: vec!["stubborn", "victim"],
+    };
+    // sh ignores SIGTERM; nutshell's init passes the signal on, and nothing happens.
+    let stubborn = "trap '' TERM; while :; do sleep 1; done";
+    let run = |name: &str, script: &str| {
+        let output = nutshell(
+            h,
+            d,
+            &[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                "none",
+                "default",
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output).trim().to_string()
+    };
+    let stubborn_id = run("stubborn", stubborn);
+    run("victim", "exec sleep 600");
+    let taken = nutshell(
+        h,
+        d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "victim",
+            "--network",
+            "none",
+            "default",
+            "true",
+        ],
+    );
+    assert_eq!(taken.status.code(), Some(125));
+    assert!(
+        stderr(&taken).starts_with("Error: the container name \"victim\" is already in use by "),
+        "{}",
+        stderr(&taken)
+    );
+    let top = stdout(&nutshell(h, d, &["top", "victim"]));
+    assert!(top.lines().any(|l| l.ends_with("sleep 600")), "{top}");
+    let quiet = stdout(&nutshell(h, d, &["ps", "-q"]));
+    assert!(quiet.lines().any(|l| stubborn_id.starts_with(l)), "{quiet}");
+    let refused = nutshell(h, d, &["rm", "victim"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        stderr(&refused),
+        "Error: container victim is running: stop it first (nutshell stop), or use rm -f\n"
+    );
+    let started = Instant::now();
+    let stop = nutshell(h, d, &["stop", "-t", "1", "stubborn"]);
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "it waited the grace time"
+    );
+    let kill = nutshell(h, d, &["kill", "victim"]);
+    assert_eq!(stdout(&kill), "victim\n", "{}", stderr(&kill));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ps = loop {
+        let ps = stdout(&nutshell(h, d, &["ps", "-a"]));
+        if ps.matches("Exited (137)").count() == 2 || Instant::now() > deadline {
+            break ps;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        ps.matches("Exited (137)").count(),
+        2,
+        "both SIGKILLed: {ps}"
+    );
+    let rm = nutshell(h, d, &["rm", "stubborn", "victim"]);
+    assert_eq!(stdout(&rm), "stubborn\nvictim\n", "{}", stderr(&rm));
+    common::assert_nothing_left(d);
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn a_detached_container_outlives_the_terminal_it_was_started_from() {
+    common::require_root();
+    let data = open_data_dir();
+    let d = data.path();
+    let _containers = Containers {
+        place: Place::Host,
+        data: d,
+        names: vec!["hup"],
+    };
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave = |pty: &OwnedFd| Stdio::from(pty.try_clone().expect("dup the slave"));
+    let child = Command::new("setsid")
+        .args([
+            "-c",
+            NUTSHELL,
+            "run",
+            "-d",
+            "--name",
+            "hup",
+            "--network",
+            "none",
+            "default",
+            "sleep",
+            "600",
+        ])
+        .env("NUTSHELL_DATA", d)
+        .env("NUTSHELL_ROOT", state_dir(d))
+        .stdin(slave(&pty.slave))
+        .stdout(slave(&pty.slave))
+        .stderr(slave(&pty.slave))
+        .spawn()
+        .expect("spawn nutshell run -d on the pty");
+    let output = common::background::Background::new(child)
+        .wait(TIMEOUT)
+        .expect("run -d returns");
+    assert!(output.status.success());
+    // The terminal goes away: its session would get SIGHUP.
+    drop(pty.master);
+    drop(pty.slave);
+    std::thread::sleep(Duration::from_millis(300));
+    let ps = stdout(&nutshell(Place::Host, d, &["ps"]));
+    assert!(
+        ps.lines()
+            .any(|l| l.ends_with(" hup") && l.contains(" Up ")),
+        "{ps}"
+    );
+    let rm = nutshell(Place::Host, d, &["rm", "-f", "hup"]);
+    assert!(rm.status.success(), "{}", stderr(&rm));
+    common::assert_nothing_left(d);
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
+fn run_pulls_an_image_the_store_lacks_and_inspect_shows_images_too() {
+    common::require_root();
+    let registry = Registry::start();
+    let port = registry.address.rsplit(':').next().expect("a port");
+    let remote = format!("localhost:{port}/tiny");
+    let pusher = open_data_dir();
+    let pushed = nutshell(Place::Host, pusher.path(), &["image", "default"]);
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    let pushed = nutshell(Place::Host, pusher.path(), &["push", "default", &remote]);
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    let data = open_data_dir();
+    let d = data.path();
+    let run = nutshell(
+        Place::Host,
+        d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &remote,
+            "echo",
+            "pulled and run",
+        ],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(stdout(&run), "pulled and run\n");
+    let inspect = stdout(&nutshell(Place::Host, d, &["inspect", &remote]));
+    let json: serde_json::Value = serde_json::from_str(&inspect).expect("inspect JSON");
+    assert!(
+        json[0]["name"]
+            .as_str()
+            .is_some_and(|n| n.contains("/tiny")),
+        "{inspect}"
+    );
+    common::assert_nothing_left(d);
+    common::assert_nothing_left(pusher.path());
+    registry.stop();
+}
+
+#[test]
+#[ignore = "needs root: run `just test-all`"]
 fn a_killed_monitor_is_noticed_and_what_it_left_is_removed() {
     common::require_root();
     let netns = Netns::new();
