@@ -66,49 +66,18 @@ pub fn monitor(
     facts: &HostFacts,
     attach: Attach,
 ) -> Result<i32, ContainersError> {
-    let dir = records.dir(&record.id);
     record.monitor = ProcessRef::of(std::process::id() as i32);
     records.save(&record)?;
     let attached = matches!(attach, Attach::Attached { .. });
     let interactive = matches!(attach, Attach::Attached { interactive: true });
     let signals = block_signals()?;
-    let mut terminal = None;
-    let console = if spec.process.terminal {
-        let path = console_path(&facts.state_root, &record.id);
-        let listener = listen(&path)?;
-        spec.console_socket = Some(path);
-        if attached {
-            terminal = CallerTerminal::open();
-            spec.process.console_size = terminal.as_ref().and_then(CallerTerminal::size);
-        }
-        Some(listener)
-    } else {
-        None
-    };
-    let id = ContainerId::parse(&record.id)?;
-    let launched = (|| {
-        let plan = launch::plan(&id, &spec, facts)?;
-        // The container inherits this process's stdio at the clone: the pipes, for the
-        // moment create takes, then this process's own again.
-        let stdio = if console.is_none() {
-            Some(Stdio::redirect(interactive)?)
-        } else {
-            None
-        };
-        let created = launch::create(plan, &spec, facts);
-        let pipes = stdio.map(Stdio::restore).transpose()?;
-        let mut container = created?;
-        let master = match &console {
-            Some(listener) => Some(receive_terminal(listener)?),
-            None => None,
-        };
-        container.start()?;
-        Ok::<_, ContainersError>((container, pipes, master))
-    })();
-    if let Some(path) = &spec.console_socket {
-        let _ = std::fs::remove_file(path);
-    }
-    let (mut container, pipes, master) = match launched {
+    let terminal = CallerTerminal::open().filter(|_| attached && spec.process.terminal);
+    let launched = open_log(&records.dir(&record.id)).and_then(|log| {
+        let (container, output) =
+            launch_holding_output(&record.id, &mut spec, facts, terminal.as_ref(), interactive)?;
+        Ok((log, container, output))
+    });
+    let (mut log, mut container, output) = match launched {
         Ok(launched) => launched,
         Err(err) => {
             // Nothing is left of a container that never ran: no record either.
@@ -129,36 +98,17 @@ pub fn monitor(
     }
     // Raw only now: an error before this prints as usual. Without -i nothing is typed
     // to the container, and the terminal stays as it is.
-    let _raw = if master.is_some() && interactive {
-        terminal.as_ref().map(CallerTerminal::raw)
-    } else {
-        None
-    };
-    if let (Some(term), Some(master)) = (&terminal, &master) {
-        term.resize(master.as_fd());
-    }
-    let sources = match (pipes, master) {
-        (Some((out, err)), _) => vec![(out, Stream::Stdout), (err, Stream::Stderr)],
-        (None, Some(master)) => vec![(master, Stream::Stdout)],
-        (None, None) => Vec::new(),
-    };
-    let log_path = dir.join("container.log");
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|source| ContainersError::Io {
-            op: "open",
-            path: log_path.clone(),
-            source,
-        })?;
+    let raw = terminal
+        .as_ref()
+        .filter(|_| interactive)
+        .map(CallerTerminal::raw);
     let relay = Relay {
         attached,
         interactive,
         terminal: terminal.as_ref(),
     };
-    let exit = relay.run(&mut container, sources, &signals, &mut log)?;
-    drop(_raw);
+    let exit = relay.run(&mut container, output, &signals, &mut log)?;
+    drop(raw);
     record.phase = Phase::Exited;
     record.exit_code = Some(exit);
     record.finished = Some(crate::launch::now_secs());
@@ -177,6 +127,67 @@ pub fn monitor(
 }
 // ANCHOR_END: monitor
 
+// ANCHOR: launch_holding_output
+/// Launch container `id` and start it, holding its output: the read ends of pipes that
+/// are its stdout and stderr, or with a terminal the pty's master end. `terminal` is
+/// the caller's, whose size the container's gets.
+fn launch_holding_output(
+    id: &str,
+    spec: &mut ContainerSpec,
+    facts: &HostFacts,
+    terminal: Option<&CallerTerminal>,
+    interactive: bool,
+) -> Result<(Container, Vec<(OwnedFd, Stream)>), ContainersError> {
+    let id = ContainerId::parse(id)?;
+    let console = if spec.process.terminal {
+        let path = console_path(&facts.state_root, id.as_str());
+        let listener = listen(&path)?;
+        spec.console_socket = Some(path);
+        spec.process.console_size = terminal.and_then(CallerTerminal::size);
+        Some(listener)
+    } else {
+        None
+    };
+    let launched = (|| {
+        let plan = launch::plan(&id, spec, facts)?;
+        // The container inherits this process's stdio at the clone: the pipes, for the
+        // moment create takes, then this process's own again.
+        let stdio = match console {
+            None => Some(Stdio::redirect(interactive)?),
+            Some(_) => None,
+        };
+        let created = launch::create(plan, spec, facts);
+        let pipes = stdio.map(Stdio::restore).transpose()?;
+        let mut container = created?;
+        let output = match (&console, pipes) {
+            (Some(listener), _) => vec![(receive_terminal(listener)?, Stream::Stdout)],
+            (None, Some((out, err))) => vec![(out, Stream::Stdout), (err, Stream::Stderr)],
+            (None, None) => Vec::new(),
+        };
+        container.start()?;
+        Ok((container, output))
+    })();
+    if let Some(path) = &spec.console_socket {
+        let _ = std::fs::remove_file(path);
+    }
+    launched
+}
+// ANCHOR_END: launch_holding_output
+
+/// Open the container's log in `dir`, to append to.
+fn open_log(dir: &std::path::Path) -> Result<std::fs::File, ContainersError> {
+    let path = dir.join("container.log");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|source| ContainersError::Io {
+            op: "open",
+            path,
+            source,
+        })
+}
+
 // ANCHOR: attach_terminal
 /// Run `spec` (a process with a terminal: `exec -t`) attached to the caller: its
 /// terminal's output relayed to ours until it ends, and with `interactive` (`-i`) our
@@ -188,22 +199,16 @@ pub fn attach_terminal(
     interactive: bool,
 ) -> Result<i32, ContainersError> {
     let signals = block_signals()?;
-    let path = console_path(&facts.state_root, id.as_str());
-    let listener = listen(&path)?;
     spec.process.terminal = true;
-    spec.console_socket = Some(path.clone());
     let terminal = CallerTerminal::open();
-    spec.process.console_size = terminal.as_ref().and_then(CallerTerminal::size);
-    let launched = (|| {
-        let plan = launch::plan(id, &spec, facts)?;
-        let mut process = launch::create(plan, &spec, facts)?;
-        let master = receive_terminal(&listener)?;
-        process.start()?;
-        Ok::<_, ContainersError>((process, master))
-    })();
-    let _ = std::fs::remove_file(&path);
-    let (mut process, master) = launched?;
-    let _raw = terminal
+    let (mut process, output) = launch_holding_output(
+        id.as_str(),
+        &mut spec,
+        facts,
+        terminal.as_ref(),
+        interactive,
+    )?;
+    let raw = terminal
         .as_ref()
         .filter(|_| interactive)
         .map(CallerTerminal::raw);
@@ -212,13 +217,8 @@ pub fn attach_terminal(
         interactive,
         terminal: terminal.as_ref(),
     };
-    let exit = relay.run(
-        &mut process,
-        vec![(master, Stream::Stdout)],
-        &signals,
-        &mut std::io::sink(),
-    );
-    drop(_raw);
+    let exit = relay.run(&mut process, output, &signals, &mut std::io::sink());
+    drop(raw);
     process.remove()?;
     exit
 }
