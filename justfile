@@ -55,7 +55,7 @@ exercises-check:
 demo:
     cargo run -q --bin ch01-chroot
 
-# Benchmarks, as root: 1 and 10 containers on one overlay lower vs copies; container start with and without a bridge, TCP over the bridge vs loopback; unpacking a 100 MiB layer vs GNU tar and umoci; building examples/webapp without and with the cache vs buildah; `nutshell run` and a create/start/delete cycle vs runc and a bare unshare; the scheduler's nodes used vs the lower bounds and its decisions per second on 500 to 15000 nodes (writes book/src/generated/ch07-bench.txt, ch08-bench.txt, ch09-bench.txt, ch10-bench.txt, ch11-bench.txt, ch12-bench.txt, ch12-nodes.svg, ch12-latency.svg)
+# Benchmarks, as root: 1 and 10 containers on one overlay lower vs copies; container start with and without a bridge, TCP over the bridge vs loopback; unpacking a 100 MiB layer vs GNU tar and umoci; building examples/webapp without and with the cache vs buildah; `nutshell run` and a create/start/delete cycle vs runc and a bare unshare; `nutshell run --rm IMAGE true` vs `podman run --rm` with runc; the scheduler's nodes used vs the lower bounds and its decisions per second on 500 to 15000 nodes (writes book/src/generated/ch07-bench.txt, ch08-bench.txt, ch09-bench.txt, ch10-bench.txt, ch11-bench.txt, workflow-bench.txt, ch12-bench.txt, ch12-nodes.svg, ch12-latency.svg)
 bench: _fonts
     #!/usr/bin/env bash
     if [ "$(id -u)" -ne 0 ]; then
@@ -67,7 +67,8 @@ bench: _fonts
     cargo bench --bench unpack
     cargo bench --bench build
     cargo bench --bench scheduler
-    exec cargo bench --bench runtime
+    cargo bench --bench runtime
+    exec cargo bench --bench workflow
 
 # As root: N containers through nutshell's create/start/delete, the nutshell of about a tenth SIGKILLed half-way (seeded: `just soak 200 0x5eed0015` repeats a run); fails if a mount, cgroup, state dir or process leaked
 soak n="200" seed="":

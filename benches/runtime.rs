@@ -20,13 +20,16 @@
 //! bundle) is in one temp dir under the target directory, removed at the end, also on
 //! error, after a `delete --force` of the bench's containers.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use common::{Runs, Timing, command_line, finish, side_by_side, unmount_under, version};
 use serde_json::Value;
 
 /// The release build of nutshell: `cargo bench` builds the package's binaries with the
@@ -113,14 +116,10 @@ impl Case {
     }
 }
 
-/// One line of the table: hyperfine's mean, standard deviation, median and minimum, in
-/// seconds.
+/// One line of the table: the case, and its times from hyperfine.
 struct Row {
     case: Case,
-    mean: f64,
-    stddev: f64,
-    median: f64,
-    min: f64,
+    time: Timing,
 }
 
 /// The bench's temp dir under the target directory. When dropped, the bench's
@@ -178,7 +177,7 @@ impl Drop for Work {
                 }
             }
         }
-        unmount_under(self.path());
+        unmount_under(self.path(), "runtime");
         // Best effort, like the TempDir's own removal after it (when the field drops).
         nutshell::image::layer::remove_layer_dir(self.path());
     }
@@ -322,64 +321,29 @@ fn words_of(work: &Work, script: &Path, case: Case) -> Result<Vec<String>> {
                 .to_vec()
         }
     };
-    for word in &words {
-        // hyperfine -N splits its commands into words as a shell would, without one.
-        if word.contains(|c: char| c.is_whitespace() || "'\"\\$`".contains(c)) {
-            bail!("{word:?} would need quoting on hyperfine's command line");
-        }
-    }
     Ok(words)
 }
 
 /// Time every case in one hyperfine run, so that a slow moment of the machine hits
 /// them all alike: their rows.
 fn time_all(work: &Work, script: &Path) -> Result<Vec<Row>> {
-    let export = work.path().join("hyperfine.json");
-    let mut hyperfine = Command::new("hyperfine");
-    hyperfine
-        .env("NUTSHELL_DATA", work.data())
-        .args(["--shell=none", "--style", "basic"])
-        .args(["--warmup", &WARMUP.to_string()])
-        .args(["--runs", &RUNS.to_string()])
-        .arg("--export-json")
-        .arg(&export);
-    for case in CASES {
-        hyperfine.args(["--command-name", case.label()]);
-        hyperfine.arg(words_of(work, script, case)?.join(" "));
-    }
-    // Its progress and summary go to the terminal, to watch; the numbers come from JSON.
-    hyperfine.stdin(Stdio::null());
-    let child = hyperfine.spawn().context("run hyperfine")?;
-    let status = wait_for(child, HYPERFINE_TIMEOUT, "hyperfine")?;
-    if !status.success() {
-        bail!("hyperfine failed ({status})");
-    }
-    let text = fs::read_to_string(&export).with_context(|| format!("read {}", export.display()))?;
-    let report: Value = serde_json::from_str(&text).context("hyperfine's JSON")?;
-    let results = report["results"]
-        .as_array()
-        .context("no results in hyperfine's JSON")?;
-    CASES
+    let commands = CASES
         .iter()
-        .map(|&case| {
-            let result = results
-                .iter()
-                .find(|r| r["command"] == case.label())
-                .with_context(|| format!("no result for {} in hyperfine's JSON", case.label()))?;
-            let number = |field: &str| {
-                result[field]
-                    .as_f64()
-                    .with_context(|| format!("no {field} for {}", case.label()))
-            };
-            Ok(Row {
-                case,
-                mean: number("mean")?,
-                stddev: number("stddev")?,
-                median: number("median")?,
-                min: number("min")?,
-            })
-        })
-        .collect()
+        .map(|&case| Ok((case.label(), command_line(&words_of(work, script, case)?)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let runs = Runs {
+        runs: RUNS,
+        warmup: WARMUP,
+        timeout: HYPERFINE_TIMEOUT,
+    };
+    let data = work.data();
+    let export = work.path().join("hyperfine.json");
+    let times = side_by_side(&commands, &runs, &[("NUTSHELL_DATA", &data)], &export)?;
+    Ok(CASES
+        .iter()
+        .zip(times)
+        .map(|(&case, time)| Row { case, time })
+        .collect())
 }
 
 fn render(
@@ -389,19 +353,7 @@ fn render(
     runc: &str,
     unshare: &str,
 ) -> Result<String> {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mut out = format!(
-        "date: {} (UTC)   kernel: {}   cores: {cores}   load average (1 min) at the end: {}\n",
-        today(),
-        nix::sys::utsname::uname()
-            .context("uname")?
-            .release()
-            .to_string_lossy(),
-        fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|l| l.split(' ').next().map(str::to_string))
-            .unwrap_or_else(|| "?".into()),
-    );
+    let mut out = common::machine_line()?;
     let _ = writeln!(
         out,
         "tools: nutshell {} (release build); {runc}; {unshare}; {hyperfine}, as root",
@@ -416,9 +368,9 @@ fn render(
          warm-ups; the ratios are of means\n",
         namespaces.join(", "),
     );
-    let mean_of = |case: Case| rows.iter().find(|r| r.case == case).map(|r| r.mean);
+    let mean_of = |case: Case| rows.iter().find(|r| r.case == case).map(|r| r.time.mean);
     let ratio = |row: &Row, peer: Case| match mean_of(peer) {
-        Some(peer) if peer > 0.0 => format!("{:.2}", row.mean / peer),
+        Some(peer) if peer > 0.0 => format!("{:.2}", row.time.mean / peer),
         _ => "?".to_string(),
     };
     let _ = writeln!(
@@ -435,10 +387,10 @@ fn render(
             out,
             "{:<40} {:>8.1} ± {:>4.1} ms {:>7.1} ms {:>7.1} ms {:>7} {:>10}",
             row.case.label(),
-            row.mean * 1e3,
-            row.stddev * 1e3,
-            row.median * 1e3,
-            row.min * 1e3,
+            row.time.mean * 1e3,
+            row.time.stddev * 1e3,
+            row.time.median * 1e3,
+            row.time.min * 1e3,
             ratio(row, row.case.runc_peer()),
             against_unshare,
         );
@@ -468,101 +420,4 @@ fn render(
          stopped (each poll a command and a grep), then delete."
     );
     Ok(out)
-}
-
-/// Run `command` with stdin, stdout and stderr apart, for at most `timeout`; fails
-/// with its output if it fails.
-fn finish(mut command: Command, timeout: Duration) -> Result<()> {
-    // Files, not pipes: a detached container would inherit a pipe and hold it open.
-    let out = tempfile::tempfile().context("make a file for stdout")?;
-    let err = tempfile::tempfile().context("make a file for stderr")?;
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().context("dup stdout's file")?)
-        .stderr(err.try_clone().context("dup stderr's file")?)
-        .spawn()
-        .with_context(|| format!("run {command:?}"))?;
-    let status = wait_for(child, timeout, &format!("{command:?}"))?;
-    if !status.success() {
-        bail!(
-            "{command:?} failed ({status}): {} {}",
-            read_back(out).trim(),
-            read_back(err).trim()
-        );
-    }
-    Ok(())
-}
-
-fn read_back(mut file: fs::File) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut text = String::new();
-    if file.seek(SeekFrom::Start(0)).is_ok() {
-        let _ = file.read_to_string(&mut text);
-    }
-    text
-}
-
-/// Wait for `child` at most `timeout`; past that, SIGKILL it (by its pid) and fail.
-fn wait_for(mut child: Child, timeout: Duration, what: &str) -> Result<std::process::ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child
-            .try_wait()
-            .with_context(|| format!("wait for {what}"))?
-        {
-            return Ok(status);
-        }
-        if Instant::now() > deadline {
-            child.kill().with_context(|| format!("kill {what}"))?;
-            child.wait().with_context(|| format!("wait for {what}"))?;
-            bail!("{what} took more than {timeout:?}: killed");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// The first line of `program ARGS`, or None if it does not run.
-fn version(program: &str, args: &[&str]) -> Option<String> {
-    let output = Command::new("timeout")
-        .arg("10")
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    Some(text.lines().next().unwrap_or_default().trim().to_string())
-}
-
-/// Unmount every mount at or under `dir`, deepest first (best effort).
-fn unmount_under(dir: &Path) {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    // The mount point is the fifth field, with spaces and the like octal-escaped; the
-    // bench's paths have none (see `words_of`).
-    let mut points: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(PathBuf::from)
-        .filter(|p| p.starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for point in points {
-        eprintln!("runtime bench: unmounting leftover {}", point.display());
-        if let Err(e) = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH) {
-            eprintln!("runtime bench: umount {}: {e}", point.display());
-        }
-    }
-}
-
-/// Today's date, UTC, as YYYY-MM-DD (the library's RFC 3339 formatting, cut to the date).
-fn today() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    nutshell::image::pack::rfc3339(now)[..10].to_string()
 }
