@@ -348,6 +348,9 @@ fn main() -> std::process::ExitCode {
             Command::Cleanup => {
                 let facts = HostFacts::detect();
                 let removed = launch::sweep_stale(&facts.state_root, &facts)?;
+                // Records whose monitor was killed now say so (`ps -a`).
+                let records = nutshell::containers::record::Records::new(&facts.data_dir);
+                nutshell::containers::commands::all(&records, &facts);
                 if removed.is_empty() {
                     println!("nothing to clean up in {}", facts.state_root.display());
                 }

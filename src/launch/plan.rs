@@ -185,6 +185,7 @@ pub fn plan(
             _ => None,
         })
         .collect();
+    // ANCHOR: join_user_first
     // A normal user may join a PID namespace only from inside the user namespace that
     // owns it (setns(2) wants CAP_SYS_ADMIN there), so nutshell joins that one first,
     // and its children start inside it; root joins from outside.
@@ -195,6 +196,7 @@ pub fn plan(
         }
         _ => false,
     };
+    // ANCHOR_END: join_user_first
     if !for_children.is_empty() {
         parent.push(ParentStep::JoinForChildren {
             paths: for_children,
