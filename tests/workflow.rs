@@ -663,12 +663,9 @@ fn a_detached_container_outlives_the_terminal_it_was_started_from() {
         data: d,
         names: vec!["hup"],
     };
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let slave = |pty: &OwnedFd| Stdio::from(pty.try_clone().expect("dup the slave"));
-    let child = Command::new("setsid")
-        .args([
-            "-c",
-            NUTSHELL,
+    let mut terminal = Terminal::start(
+        d,
+        &[
             "run",
             "-d",
             "--name",
@@ -678,21 +675,11 @@ fn a_detached_container_outlives_the_terminal_it_was_started_from() {
             "default",
             "sleep",
             "600",
-        ])
-        .env("NUTSHELL_DATA", d)
-        .env("NUTSHELL_ROOT", state_dir(d))
-        .stdin(slave(&pty.slave))
-        .stdout(slave(&pty.slave))
-        .stderr(slave(&pty.slave))
-        .spawn()
-        .expect("spawn nutshell run -d on the pty");
-    let output = common::background::Background::new(child)
-        .wait(TIMEOUT)
-        .expect("run -d returns");
-    assert!(output.status.success());
+        ],
+    );
+    assert_eq!(terminal.wait(), Some(0), "run -d returns");
     // The terminal goes away: its session would get SIGHUP.
-    drop(pty.master);
-    drop(pty.slave);
+    drop(terminal);
     std::thread::sleep(Duration::from_millis(300));
     let ps = stdout(&nutshell(Place::Host, d, &["ps"]));
     assert!(
@@ -790,73 +777,100 @@ fn a_killed_monitor_is_noticed_and_what_it_left_is_removed() {
     netns.assert_nothing_left(d);
 }
 
+/// A terminal of the test's own, as a terminal emulator makes one: `nutshell ARGS`
+/// runs on its slave end as the leader of a new session whose controlling terminal it
+/// is (`setsid -c`), and the test types on the master end and reads what comes back.
+struct Terminal {
+    master: std::fs::File,
+    /// Kept, to read the terminal's modes: a pty master has modes of its own.
+    slave: OwnedFd,
+    nutshell: Option<common::background::Background>,
+    seen: String,
+}
+
+impl Terminal {
+    fn start(data: &Path, args: &[&str]) -> Terminal {
+        let size = nix::pty::Winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
+        let slave = |pty: &OwnedFd| Stdio::from(pty.try_clone().expect("dup the slave"));
+        let child = Command::new("setsid")
+            .args(["-c", NUTSHELL])
+            .args(args)
+            .env("NUTSHELL_DATA", data)
+            .env("NUTSHELL_ROOT", state_dir(data))
+            .stdin(slave(&pty.slave))
+            .stdout(slave(&pty.slave))
+            .stderr(slave(&pty.slave))
+            .spawn()
+            .expect("spawn nutshell on the pty");
+        Terminal {
+            master: std::fs::File::from(pty.master),
+            slave: pty.slave,
+            nutshell: Some(common::background::Background::new(child)),
+            seen: String::new(),
+        }
+    }
+
+    fn type_in(&mut self, keys: &[u8]) {
+        self.master.write_all(keys).expect("type on the terminal");
+    }
+
+    /// Read until `want` has come, for at most a minute; forget what came up to it.
+    fn expect(&mut self, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.seen.contains(want) {
+            assert!(
+                Instant::now() < deadline,
+                "never saw {want:?} in {:?}",
+                self.seen
+            );
+            if poll_in(self.master.as_fd(), Duration::from_millis(200)) {
+                let mut buffer = [0u8; 4096];
+                match self.master.read(&mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => self.seen.push_str(&String::from_utf8_lossy(&buffer[..n])),
+                }
+            }
+        }
+        let at = self.seen.find(want).map_or(0, |i| i + want.len());
+        self.seen.drain(..at);
+    }
+
+    /// Whether the terminal is in canonical (cooked) mode.
+    fn canonical(&self) -> bool {
+        nix::sys::termios::tcgetattr(self.slave.as_fd())
+            .expect("tcgetattr")
+            .local_flags
+            .contains(nix::sys::termios::LocalFlags::ICANON)
+    }
+
+    /// Wait for nutshell to end: its exit code.
+    fn wait(&mut self) -> Option<i32> {
+        let nutshell = self.nutshell.take().expect("nutshell runs");
+        nutshell.wait(TIMEOUT).expect("nutshell ends").status.code()
+    }
+}
+
 #[test]
 #[ignore = "needs root: run `just test-all`"]
 fn run_it_gives_a_raw_terminal_that_follows_the_window_and_takes_ctrl_c() {
     common::require_root();
     let data = open_data_dir();
     let d = data.path();
-    let pty = nix::pty::openpty(
-        Some(&nix::pty::Winsize {
-            ws_row: 24,
-            ws_col: 80,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        }),
-        None,
-    )
-    .expect("openpty");
-    let slave = |pty: &OwnedFd| Stdio::from(pty.try_clone().expect("dup the slave"));
-    // setsid -c: nutshell leads a session whose controlling terminal is the pty, as in
-    // a terminal emulator.
-    let child = Command::new("setsid")
-        .args([
-            "-c",
-            NUTSHELL,
-            "run",
-            "-it",
-            "--rm",
-            "--network",
-            "none",
-            "default",
-            "sh",
-        ])
-        .env("NUTSHELL_DATA", d)
-        .env("NUTSHELL_ROOT", state_dir(d))
-        .stdin(slave(&pty.slave))
-        .stdout(slave(&pty.slave))
-        .stderr(slave(&pty.slave))
-        .spawn()
-        .expect("spawn nutshell on the pty");
-    // Kept, to read the terminal's modes: a pty master has modes of its own.
-    let slave_end = pty.slave;
-    let guard = common::background::Background::new(child);
-    let mut master = std::fs::File::from(pty.master);
-    let mut seen = String::new();
-    let mut expect = |master: &mut std::fs::File, want: &str| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !seen.contains(want) {
-            assert!(Instant::now() < deadline, "never saw {want:?} in {seen:?}");
-            if poll_in(master.as_fd(), Duration::from_millis(200)) {
-                let mut buffer = [0u8; 4096];
-                match master.read(&mut buffer) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => seen.push_str(&String::from_utf8_lossy(&buffer[..n])),
-                }
-            }
-        }
-        let at = seen.find(want).map_or(0, |i| i + want.len());
-        seen.drain(..at);
-    };
-    master
-        .write_all(b"stty size; echo ready$((6*7))\r")
-        .unwrap();
-    expect(&mut master, "ready42");
-    let termios = nix::sys::termios::tcgetattr(slave_end.as_fd()).expect("tcgetattr");
+    let mut terminal = Terminal::start(
+        d,
+        &["run", "-it", "--rm", "--network", "none", "default", "sh"],
+    );
+    terminal.type_in(b"stty size; echo ready$((6*7))\r");
+    terminal.expect("24 80");
+    terminal.expect("ready42");
     assert!(
-        !termios
-            .local_flags
-            .contains(nix::sys::termios::LocalFlags::ICANON),
+        !terminal.canonical(),
         "the caller's terminal is in raw mode while the container runs"
     );
     // A new size: the kernel sends nutshell SIGWINCH, and it resizes the container's.
@@ -867,26 +881,19 @@ fn run_it_gives_a_raw_terminal_that_follows_the_window_and_takes_ctrl_c() {
         ws_ypixel: 0,
     };
     // SAFETY: TIOCSWINSZ with a winsize on our pty master.
-    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    unsafe { libc::ioctl(terminal.master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
     std::thread::sleep(Duration::from_millis(300));
-    master.write_all(b"stty size\r").unwrap();
-    expect(&mut master, "40 100");
+    terminal.type_in(b"stty size\r");
+    terminal.expect("40 100");
     // Ctrl-C reaches the container's foreground process (sleep), not nutshell.
-    master.write_all(b"sleep 100\r").unwrap();
+    terminal.type_in(b"sleep 100\r");
     std::thread::sleep(Duration::from_millis(500));
-    master.write_all(&[0x03]).unwrap();
-    master.write_all(b"echo after$((1+1))\r").unwrap();
-    expect(&mut master, "after2");
-    master.write_all(b"exit 7\r").unwrap();
-    let output = guard.wait(Duration::from_secs(60)).expect("nutshell ends");
-    assert_eq!(output.status.code(), Some(7), "the shell's exit code");
-    let restored = nix::sys::termios::tcgetattr(slave_end.as_fd()).expect("tcgetattr");
-    assert!(
-        restored
-            .local_flags
-            .contains(nix::sys::termios::LocalFlags::ICANON),
-        "the terminal's modes are restored"
-    );
+    terminal.type_in(&[0x03]);
+    terminal.type_in(b"echo after$((1+1))\r");
+    terminal.expect("after2");
+    terminal.type_in(b"exit 7\r");
+    assert_eq!(terminal.wait(), Some(7), "the shell's exit code");
+    assert!(terminal.canonical(), "the terminal's modes are restored");
     common::assert_nothing_left(d);
 }
 
@@ -917,45 +924,11 @@ fn exec_it_gives_a_terminal_in_a_running_container() {
         ],
     );
     assert!(run.status.success(), "{}", stderr(&run));
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let slave = |pty: &OwnedFd| Stdio::from(pty.try_clone().expect("dup the slave"));
-    let child = Command::new("setsid")
-        .args(["-c", NUTSHELL, "exec", "-it", "box", "sh"])
-        .env("NUTSHELL_DATA", d)
-        .env("NUTSHELL_ROOT", state_dir(d))
-        .stdin(slave(&pty.slave))
-        .stdout(slave(&pty.slave))
-        .stderr(slave(&pty.slave))
-        .spawn()
-        .expect("spawn nutshell exec on the pty");
-    let guard = common::background::Background::new(child);
-    let mut master = std::fs::File::from(pty.master);
-    master
-        .write_all(b"tty; echo sum$((2+3)); exit 3\r")
-        .unwrap();
-    let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !seen.contains("sum5") && Instant::now() < deadline {
-        if poll_in(master.as_fd(), Duration::from_millis(200)) {
-            let mut buffer = [0u8; 4096];
-            match master.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buffer[..n])),
-            }
-        }
-    }
-    let output = guard.wait(Duration::from_secs(60)).expect("exec ends");
-    assert!(seen.contains("sum5"), "{seen:?}");
-    assert!(
-        seen.contains("/dev/pts/"),
-        "the process has a terminal: {seen:?}"
-    );
-    assert_eq!(
-        output.status.code(),
-        Some(3),
-        "exec passes on the exit code"
-    );
-    drop(pty.slave);
+    let mut terminal = Terminal::start(d, &["exec", "-it", "box", "sh"]);
+    terminal.type_in(b"tty; echo sum$((2+3)); exit 3\r");
+    terminal.expect("/dev/pts/");
+    terminal.expect("sum5");
+    assert_eq!(terminal.wait(), Some(3), "exec passes on the exit code");
     let rm = nutshell(Place::Host, d, &["rm", "-f", "box"]);
     assert!(rm.status.success(), "{}", stderr(&rm));
     common::assert_nothing_left(d);
