@@ -540,6 +540,22 @@ fn run_flags_reach_the_container_and_rm_leaves_nothing() {
         stdout(&output),
         "hi yes\n1000\n/tmp\nbox\nfrom the host\ndata read-only\nroot read-only\ntmpfs writable\nCapEff:\t0000000000000000\n"
     );
+    let mut cat = Command::new(NUTSHELL)
+        .args(["run", "-i", "--rm", "--network", "none", "default", "cat"])
+        .env("NUTSHELL_DATA", d)
+        .env("NUTSHELL_ROOT", state_dir(d))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nutshell run -i");
+    cat.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"through stdin\n")
+        .expect("write");
+    let cat = output_within(cat, TIMEOUT);
+    assert_eq!(stdout(&cat), "through stdin\n", "-i: {}", stderr(&cat));
     let exit = nutshell(
         Place::Host,
         d,
@@ -594,7 +610,59 @@ fn stop_kills_after_the_grace_time_and_kill_rm_top_and_names_work_as_dockers() {
         stdout(&output).trim().to_string()
     };
     let stubborn_id = run("stubborn", stubborn);
-    run("victim", "exec sleep 600");
+    let victim = nutshell(
+        h,
+        d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "victim",
+            "--network",
+            "none",
+            "--pids-limit",
+            "20",
+            "--memory",
+            "64m",
+            "default",
+            "sleep",
+            "600",
+        ],
+    );
+    assert!(victim.status.success(), "{}", stderr(&victim));
+    let victim_id = stdout(&victim).trim().to_string();
+    // The limits are in the container's cgroup, which the host sees.
+    let limits: Vec<String> = common::cgroups_named(&victim_id)
+        .iter()
+        .flat_map(|dir| {
+            ["pids.max", "memory.max", "memory.limit_in_bytes"].map(|f| format!("{dir}/{f}"))
+        })
+        .filter_map(|file| std::fs::read_to_string(file).ok())
+        .map(|value| value.trim().to_string())
+        .collect();
+    assert!(limits.contains(&"20".to_string()), "{limits:?}");
+    assert!(limits.contains(&"67108864".to_string()), "{limits:?}");
+    // exec's -e, -w and -u (a name from the image's /etc/passwd: nobody).
+    let exec = nutshell(
+        h,
+        d,
+        &[
+            "exec",
+            "-e",
+            "X=1",
+            "-w",
+            "/tmp",
+            "-u",
+            "nobody",
+            "victim",
+            "sh",
+            "-c",
+            "echo $X; pwd; id -u",
+        ],
+    );
+    assert_eq!(stdout(&exec), "1\n/tmp\n65534\n", "{}", stderr(&exec));
+    let port = nutshell(h, d, &["port", "victim"]);
+    assert_eq!(stdout(&port), "", "nothing published");
     let taken = nutshell(
         h,
         d,
@@ -632,7 +700,7 @@ fn stop_kills_after_the_grace_time_and_kill_rm_top_and_names_work_as_dockers() {
         started.elapsed() >= Duration::from_secs(1),
         "it waited the grace time"
     );
-    let kill = nutshell(h, d, &["kill", "victim"]);
+    let kill = nutshell(h, d, &["kill", "-s", "SIGKILL", "victim"]);
     assert_eq!(stdout(&kill), "victim\n", "{}", stderr(&kill));
     let deadline = Instant::now() + Duration::from_secs(30);
     let ps = loop {
