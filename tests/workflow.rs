@@ -954,8 +954,9 @@ fn run_it_gives_a_raw_terminal_that_follows_the_window_and_takes_ctrl_c() {
     terminal.type_in(b"stty size\r");
     terminal.expect("40 100");
     // Ctrl-C reaches the container's foreground process (sleep), not nutshell.
-    terminal.type_in(b"sleep 100\r");
-    std::thread::sleep(Duration::from_millis(500));
+    terminal.type_in(b"echo sleep$((1+0)); sleep 100\r");
+    terminal.expect("sleep1");
+    std::thread::sleep(Duration::from_millis(300));
     terminal.type_in(&[0x03]);
     terminal.type_in(b"echo after$((1+1))\r");
     terminal.expect("after2");
