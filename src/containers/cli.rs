@@ -459,11 +459,10 @@ fn run(args: RunArgs, records: &Records, facts: &HostFacts) -> Result<i32, Conta
         |name| std::env::var(name).ok(),
     )?;
     let id = record::new_id();
-    spec.hostname = Some(
-        args.hostname
-            .clone()
-            .unwrap_or_else(|| id[..12].to_string()),
-    );
+    if args.hostname.is_none() {
+        // docker's default: the short id.
+        spec.hostname = Some(id[..12].to_string());
+    }
     let name = match &args.name {
         Some(name) => ContainerId::parse(name)?.as_str().to_string(),
         None => record::default_name(&id),
