@@ -394,13 +394,16 @@ struct CallerTerminal {
 /// The caller's terminal modes, put back when this goes, however the monitor ends.
 struct RawMode {
     fd: BorrowedFd<'static>,
-    saved: nix::sys::termios::Termios,
+    /// The modes as they were; `None` if they could not be read, and so were not changed.
+    saved: Option<nix::sys::termios::Termios>,
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let _ =
-            nix::sys::termios::tcsetattr(self.fd, nix::sys::termios::SetArg::TCSANOW, &self.saved);
+        if let Some(saved) = &self.saved {
+            let _ =
+                nix::sys::termios::tcsetattr(self.fd, nix::sys::termios::SetArg::TCSANOW, saved);
+        }
     }
 }
 
@@ -415,7 +418,12 @@ impl CallerTerminal {
 
     /// Its size, as (rows, columns).
     fn size(&self) -> Option<(u16, u16)> {
-        let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+        let mut size = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: TIOCGWINSZ into a winsize.
         let got = unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::TIOCGWINSZ, &mut size) };
         (got == 0).then_some((size.ws_row, size.ws_col))
@@ -426,16 +434,13 @@ impl CallerTerminal {
     /// container's terminal turns it into SIGINT for its foreground process).
     fn raw(&self) -> RawMode {
         use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
-        let saved = tcgetattr(self.fd);
-        if let Ok(saved) = &saved {
+        let saved = tcgetattr(self.fd).ok();
+        if let Some(saved) = &saved {
             let mut raw = saved.clone();
             cfmakeraw(&mut raw);
             let _ = tcsetattr(self.fd, SetArg::TCSANOW, &raw);
         }
-        RawMode {
-            fd: self.fd,
-            saved: saved.unwrap_or_else(|_| unsafe { std::mem::zeroed() }),
-        }
+        RawMode { fd: self.fd, saved }
     }
     // ANCHOR_END: raw
 
