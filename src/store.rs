@@ -77,6 +77,16 @@ pub fn data_dir() -> PathBuf {
     })
 }
 
+/// Write `value` as pretty JSON to `path` through `path.new` and rename(2), so that a
+/// reader sees the old file or the new one whole, never half of one.
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> io::Result<()> {
+    let json = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".new");
+    std::fs::write(&temp, json + "\n")?;
+    std::fs::rename(&temp, path)
+}
+
 // ANCHOR: file_lock
 /// An exclusive flock(2) on a file, held until dropped. The kernel releases it when the
 /// holder dies, however it dies, so a lock that can be taken is also proof that its last

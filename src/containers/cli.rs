@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::io::Read;
-use std::os::fd::{AsFd, FromRawFd};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -633,10 +633,7 @@ fn run_monitor(id: &str, records: &Records, facts: &HostFacts) -> Result<i32, Co
         query: id.to_string(),
     })?;
     let spec = records.spec(id)?;
-    // SAFETY: F_DUPFD_CLOEXEC of stdout; the new fd is ours alone.
-    let ready = nix::errno::Errno::result(unsafe { libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3) })
-        .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
-        .map_err(sys("keep the ready pipe"))?;
+    let ready = monitor::dup_cloexec(1).map_err(sys("keep the ready pipe"))?;
     let log_path = records.dir(id).join("monitor.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -690,11 +687,7 @@ fn exec(args: ExecArgs, records: &Records, facts: &HostFacts) -> Result<i32, Con
             &container, &base, &options, facts,
         )?);
     }
-    let pid = container.pid().ok_or_else(|| ContainersError::Phase {
-        name: record.name.clone(),
-        why: "is not running: its process has ended".to_string(),
-    })?;
-    let spec = crate::oci::exec::exec_spec(&container, pid, &base, &options)?;
+    let spec = crate::oci::exec::process_spec(&container, &base, &options)?;
     let exec_facts = crate::oci::exec::exec_facts(facts);
     let exit =
         monitor::attach_terminal(&ContainerId::random(), spec, &exec_facts, args.interactive);

@@ -163,21 +163,15 @@ pub fn duration(seconds: u64) -> String {
     }
 }
 
-/// Published ports as docker lists them: `0.0.0.0:8080->80/tcp`.
+/// Published ports as docker lists them: `0.0.0.0:8080->80/tcp, ...`.
 pub fn ports(ports: &[PortMapping]) -> String {
-    ports
-        .iter()
-        .map(|p| {
-            format!(
-                "{}:{}->{}/{}",
-                p.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string()),
-                p.host_port,
-                p.container_port,
-                p.protocol.name()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    let each: Vec<String> = ports.iter().map(PortMapping::to_string).collect();
+    each.join(", ")
+}
+
+/// The host address a port is published on, `0.0.0.0` for every one.
+fn host_ip(p: &PortMapping) -> std::net::Ipv4Addr {
+    p.host_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)
 }
 
 /// `port C`: `80/tcp -> 0.0.0.0:8080`, one line per published port.
@@ -190,7 +184,7 @@ pub fn port_lines(record: &Record) -> String {
                 "{}/{} -> {}:{}\n",
                 p.container_port,
                 p.protocol.name(),
-                p.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string()),
+                host_ip(p),
                 p.host_port
             )
         })
@@ -310,7 +304,7 @@ pub fn inspect(records: &Records, record: &Record) -> serde_json::Value {
         ports.insert(
             format!("{}/{}", p.container_port, p.protocol.name()),
             json!([{
-                "HostIp": p.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string()),
+                "HostIp": host_ip(p).to_string(),
                 "HostPort": p.host_port.to_string(),
             }]),
         );

@@ -224,6 +224,13 @@ pub fn attach_terminal(
 }
 // ANCHOR_END: attach_terminal
 
+/// A close-on-exec copy of `fd` (a stdio number), above stdio.
+pub(super) fn dup_cloexec(fd: RawFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: F_DUPFD_CLOEXEC of an open fd; the new fd is ours alone.
+    Errno::result(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Where the monitor of container `id` listens for its terminal: in the state root, under
 /// a short name, since a socket's path must fit in 108 bytes (`sun_path`) and a data
 /// directory's records may lie deeper than that allows.
@@ -279,12 +286,7 @@ struct Stdio {
 impl Stdio {
     fn redirect(interactive: bool) -> Result<Stdio, ContainersError> {
         let sys = |op: &'static str| move |source| ContainersError::Sys { op, source };
-        let save = |fd: RawFd| {
-            // SAFETY: F_DUPFD_CLOEXEC of a stdio fd; the new fd is ours alone.
-            Errno::result(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })
-                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-                .map_err(sys("save stdio"))
-        };
+        let save = |fd: RawFd| dup_cloexec(fd).map_err(sys("save stdio"));
         let saved = [save(0)?, save(1)?, save(2)?];
         let (out_r, out_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("make a pipe"))?;
@@ -480,8 +482,8 @@ impl Relay<'_> {
     ) -> Result<i32, ContainersError> {
         let mut writers: Vec<LineWriter> =
             sources.iter().map(|(_, s)| LineWriter::new(*s)).collect();
-        let tty = self.terminal.is_some() && sources.len() == 1;
-        let mut stdin_open = tty && self.attached && self.interactive;
+        // The caller's keys go to the container's terminal (the one source) with -i.
+        let mut stdin_open = self.interactive && self.terminal.is_some();
         let mut exit = None;
         let mut drain_until = None;
         let mut buffer = vec![0u8; 64 * 1024];

@@ -245,44 +245,19 @@ impl Records {
     }
 }
 
-/// Write `value` as JSON to `path` through a temporary file and rename(2).
+/// Write `value` as JSON to `path` atomically (see [`crate::store::write_json`]).
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ContainersError> {
-    let fail = |source| ContainersError::Io {
+    crate::store::write_json(path, value).map_err(|source| ContainersError::Io {
         op: "write",
         path: path.to_path_buf(),
         source,
-    };
-    let json = serde_json::to_vec_pretty(value).map_err(|e| fail(io::Error::other(e)))?;
-    let temp = path.with_extension("json.new");
-    std::fs::write(&temp, json).map_err(fail)?;
-    std::fs::rename(&temp, path).map_err(fail)
+    })
 }
 
 /// A new container id: 64 hexadecimal digits from getrandom(2), as docker's and
 /// podman's are.
 pub fn new_id() -> String {
-    let mut bytes = [0u8; 32];
-    let mut filled = 0;
-    while filled < bytes.len() {
-        // SAFETY: getrandom writes at most the length it is given into the buffer.
-        let n = unsafe {
-            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
-        };
-        if n <= 0 {
-            // EINTR, or no entropy yet: the time and pid are enough for one machine,
-            // and the record's mkdir(2) refuses a repeat.
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let mixed = now ^ (u128::from(std::process::id()) << 64);
-            for (i, b) in bytes[filled..].iter_mut().enumerate() {
-                *b = mixed.to_le_bytes()[i % 16];
-            }
-            break;
-        }
-        filled += n as usize;
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::launch::random_hex(32)
 }
 
 /// A name for a container that was given none: two words, as docker draws them, with

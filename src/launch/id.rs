@@ -36,25 +36,33 @@ impl ContainerId {
 
     /// A new random id: 12 hexadecimal digits from getrandom(2), like a short Docker id.
     pub fn random() -> ContainerId {
-        let mut bytes = [0u8; 6];
-        // SAFETY: getrandom fills the buffer it is given, of the length given.
-        let filled = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-        if filled != bytes.len() as isize {
-            // Not enough entropy yet is not a reason to fail: time and pid are unique
-            // enough for one machine's containers, and the state dir's mkdir checks.
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let mixed = now ^ (u128::from(std::process::id()) << 64);
-            bytes.copy_from_slice(&mixed.to_le_bytes()[..6]);
-        }
-        ContainerId(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        ContainerId(random_hex(6))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `bytes` random bytes from getrandom(2), as hexadecimal digits (two a byte): short
+/// container ids, and docker-style 64-digit ones.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    // SAFETY: getrandom writes at most the length it is given into the buffer.
+    let filled = unsafe { libc::getrandom(buffer.as_mut_ptr().cast(), buffer.len(), 0) };
+    if filled != buffer.len() as isize {
+        // Not enough entropy yet is not a reason to fail: time and pid are unique
+        // enough for one machine's containers, and the state dir's mkdir checks.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mixed = (now ^ (u128::from(std::process::id()) << 64)).to_le_bytes();
+        for (i, byte) in buffer.iter_mut().enumerate() {
+            *byte = mixed[i % mixed.len()] ^ (i as u8).wrapping_mul(0x9d);
+        }
+    }
+    buffer.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl TryFrom<String> for ContainerId {

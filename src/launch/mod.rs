@@ -61,7 +61,7 @@ pub use container::{Container, create};
 pub use detached::Detached;
 pub use facts::{HostFacts, ID_MAP_HELPER_DIRS};
 pub(crate) use fds::{pidfd_open, pidfd_send_signal, poll_readable};
-pub use id::{ContainerId, InvalidId};
+pub use id::{ContainerId, InvalidId, random_hex};
 pub use plan::{LaunchPlan, NO_ROOTLESS_CGROUP, Owned, PlanError, plan};
 pub use state::{ProcessRef, State, Status, now as now_secs};
 pub use steps::{CHILD_TIMEOUT_SECS, ChildStep, ParentStep};

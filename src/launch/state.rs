@@ -165,10 +165,7 @@ impl StateDir {
 
     /// Write `state` to `state.json`, atomically: a reader sees the old or the new.
     pub fn write(&mut self, state: &State) -> io::Result<()> {
-        let json = serde_json::to_string_pretty(state).map_err(io::Error::other)?;
-        let temp = self.dir.join("state.json.new");
-        fs::write(&temp, json + "\n")?;
-        fs::rename(&temp, self.dir.join("state.json"))
+        crate::store::write_json(&self.dir.join("state.json"), state)
     }
 
     /// Remove the directory, and with it the lock: first renamed out of the way

@@ -62,17 +62,7 @@ pub fn exec_in(
     options: &ExecOptions,
     facts: &HostFacts,
 ) -> Result<i32, RuntimeError> {
-    let pid = match (container.status(), container.pid()) {
-        (Status::Running | Status::Created, Some(pid)) => pid,
-        _ => {
-            return Err(RuntimeError::Launch(LaunchError::WrongState {
-                id: container.id().clone(),
-                status: container.status(),
-                what: "exec in it (its process has ended)",
-            }));
-        }
-    };
-    let spec = exec_spec(container, pid, base, options)?;
+    let spec = process_spec(container, base, options)?;
     let exec_facts = exec_facts(facts);
     let exec_id = ContainerId::random();
     let write_pid = pid_file_writer(options.pid_file.as_deref());
@@ -94,6 +84,23 @@ pub fn exec_in(
     started?;
     forgotten?;
     Ok(0)
+}
+
+/// The spec of a new process in `container`, which must run, made from `base` (the
+/// spec the container's own process was made from) and `options`.
+pub fn process_spec(
+    container: &Detached,
+    base: &ContainerSpec,
+    options: &ExecOptions,
+) -> Result<ContainerSpec, RuntimeError> {
+    match (container.status(), container.pid()) {
+        (Status::Running | Status::Created, Some(pid)) => exec_spec(container, pid, base, options),
+        _ => Err(RuntimeError::Launch(LaunchError::WrongState {
+            id: container.id().clone(),
+            status: container.status(),
+            what: "exec in it (its process has ended)",
+        })),
+    }
 }
 
 /// The facts an exec is launched with: its own launch state lives apart from the
@@ -128,7 +135,7 @@ fn bundle_spec(container: &Detached) -> Result<ContainerSpec, RuntimeError> {
 
 /// The spec of a process in `container`, whose first process is `pid` and was made
 /// from `base`.
-pub fn exec_spec(
+fn exec_spec(
     container: &Detached,
     pid: i32,
     base: &ContainerSpec,
