@@ -159,7 +159,8 @@ pub fn print(
 }
 
 /// `logs -f`: print the log at `path` as it grows, until `running` says the container
-/// has ended and what it wrote last is printed. Polls, ten times a second.
+/// has ended and what it wrote last is printed. Polls, ten times a second, reading only
+/// what was appended since.
 pub fn follow(
     path: &Path,
     options: LogOptions,
@@ -167,33 +168,31 @@ pub fn follow(
     stdout: &mut impl Write,
     stderr: &mut impl Write,
 ) -> io::Result<()> {
-    let mut offset = 0usize;
-    let mut first = true;
+    let mut log: Option<std::fs::File> = None;
+    // What was read past the last whole line: the monitor may be half-way through one.
+    let mut unread = Vec::new();
+    let mut shown = options;
     loop {
-        // Read before asking: whatever was written before the end is printed.
+        // Asked before reading: whatever was written before the end is printed.
         let alive = running();
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        // Only whole lines: the monitor may be half-way through one.
-        let end = bytes[offset.min(bytes.len())..]
+        if log.is_none() {
+            log = match std::fs::File::open(path) {
+                Ok(file) => Some(file),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            };
+        }
+        if let Some(file) = &mut log {
+            std::io::Read::read_to_end(file, &mut unread)?;
+        }
+        let end = unread
             .iter()
             .rposition(|&b| b == b'\n')
-            .map_or(offset, |i| offset + i + 1);
-        let entries = parse(&bytes[offset.min(end)..end]);
-        let shown = if first {
-            options
-        } else {
-            LogOptions {
-                tail: None,
-                ..options
-            }
-        };
-        print(&entries, shown, stdout, stderr)?;
-        offset = end;
-        first = false;
+            .map_or(0, |i| i + 1);
+        print(&parse(&unread[..end]), shown, stdout, stderr)?;
+        unread.drain(..end);
+        // --tail is for what was there at the start.
+        shown.tail = None;
         if !alive {
             return Ok(());
         }
