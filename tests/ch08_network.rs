@@ -51,17 +51,6 @@ fn last_line(text: &str) -> String {
     text.lines().last().unwrap_or_default().to_string()
 }
 
-/// A data directory the container's mapped root can walk into.
-fn open_data_dir() -> tempfile::TempDir {
-    let data = data_dir();
-    std::fs::set_permissions(
-        data.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    data
-}
-
 fn settings(data: &Path) -> insta::Settings {
     let mut settings = snapshot_settings(data);
     settings.add_filter(r"\bnut[0-9a-f]{8}\b", "nut[HASH]");
@@ -73,7 +62,7 @@ fn settings(data: &Path) -> insta::Settings {
 #[ignore = "needs root: run `just test-all`"]
 fn the_tour_two_containers_talk_and_the_host_reaches_the_published_port() {
     let netns = Netns::new();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let output = netns.run(data.path(), &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let out = stdout(&output);
@@ -90,7 +79,7 @@ fn the_tour_two_containers_talk_and_the_host_reaches_the_published_port() {
 #[ignore = "needs root: run `just test-all`"]
 fn the_rules_in_nftables_while_a_port_is_published() {
     let netns = Netns::new();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let child = netns.start(
         data.path(),
         &["--name", "web", "-p", "8080:80", "--", "sleep", "60"],
@@ -132,7 +121,7 @@ fn an_outside_client_reaches_the_published_port_and_sees_the_container_as_the_ho
     std::fs::set_permissions(&cgi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let www_dir = www.path().display().to_string();
     let _server = outside.start_program("busybox", &["httpd", "-f", "-p", "9000", "-h", &www_dir]);
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let get_ip = "for i in 1 2 3 4 5; do printf 'GET /cgi-bin/ip HTTP/1.0\\r\\n\\r\\n' | nc -w 2 198.51.100.2 9000 | tail -1 | grep . && break; sleep 0.2; done";
     let output = host.run(data.path(), &["--", "sh", "-c", get_ip]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -174,7 +163,7 @@ fn an_outside_client_reaches_the_published_port_and_sees_the_container_as_the_ho
 #[ignore = "needs root: run `just test-all`"]
 fn network_none_has_only_lo_and_it_is_up() {
     let netns = Netns::new();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let output = netns.run(
         data.path(),
         &["--network", "none", "--", "ip", "-o", "link"],
@@ -198,7 +187,7 @@ fn network_none_has_only_lo_and_it_is_up() {
 #[ignore = "needs root: run `just test-all`"]
 fn break_it_a_fresh_namespaces_lo_is_down_and_127_0_0_1_unreachable() {
     let netns = Netns::new();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let output = netns.run(data.path(), &["--break-it"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let out = stdout(&output);
@@ -218,7 +207,7 @@ fn break_it_a_fresh_namespaces_lo_is_down_and_127_0_0_1_unreachable() {
 #[ignore = "needs root: run `just test-all`"]
 fn a_taken_host_port_is_refused_and_nothing_is_made() {
     let netns = Netns::new();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     // Something of the host's listens on 8080.
     let listener = netns.start_program("busybox", &["nc", "-l", "-p", "8080"]);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -254,7 +243,7 @@ fn a_taken_host_port_is_refused_and_nothing_is_made() {
 #[ignore = "needs root: run `just test-all`"]
 fn an_exhausted_subnet_is_refused_and_nothing_is_made() {
     let netns = Netns::new();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     // A /30 has one address for a container: .1 is the bridge's, .3 the broadcast.
     let subnet = ["--subnet", "10.99.0.0/30"];
     let first = netns.start(data.path(), &[&subnet[..], &["--", "sleep", "60"]].concat());
@@ -273,7 +262,7 @@ fn an_exhausted_subnet_is_refused_and_nothing_is_made() {
 #[ignore = "needs root: run `just test-all`"]
 fn a_killed_owner_leaves_nothing_after_cleanup() {
     let netns = Netns::new();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let child = netns.start(
         data.path(),
         &["--name", "killed", "-p", "8082:80", "--", "sleep", "60"],
@@ -307,7 +296,7 @@ fn a_killed_owner_leaves_nothing_after_cleanup() {
 #[ignore = "needs root: run `just test-all`"]
 fn twenty_containers_at_once_get_twenty_addresses() {
     let netns = Netns::new();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     // Built once first, so that twenty first runs do not all wait for it.
     let output = netns.run(data.path(), &["--network", "none", "--", "true"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -485,7 +474,7 @@ fn a_container_reaches_its_own_published_port_at_the_hosts_address_hairpin() {
     // In at the bridge, DNATed back out of the port it came by (hairpin on), and
     // masqueraded so that the reply goes through the host too.
     let netns = Netns::new();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let own = "mkdir /www && echo hairpin > /www/index.html && httpd -p 80 -h /www && for i in $(seq 50); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 10.88.0.1 8080 | tail -1 | grep . && break; sleep 0.1; done";
     let output = netns.run(data.path(), &["-p", "8080:80", "--", "sh", "-c", own]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -547,7 +536,7 @@ fn bad_network_flags_get_one_line_each_and_nothing_is_made() {
 #[ignore = "needs root: run `just test-all`"]
 fn a_test_that_fails_with_a_container_running_still_tears_it_down() {
     let netns = Netns::new();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _running = netns.start(
             data.path(),

@@ -27,17 +27,6 @@ fn webapp() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/webapp")
 }
 
-/// A data directory a container's mapped root can walk into.
-fn open_data_dir() -> tempfile::TempDir {
-    let data = common::data_dir();
-    std::fs::set_permissions(
-        data.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    data
-}
-
 /// Where a `nutshell` command runs.
 #[derive(Clone, Copy)]
 enum Place<'a> {
@@ -103,7 +92,7 @@ fn get(netns: &Netns, port: u16, path: &str) -> String {
 }
 
 /// `ps`'s table with times, ids and the registry's port as placeholders, its columns
-/// padded again: their widths depend on how long ago things happened.
+/// padded again as `ps` pads them: their widths depend on how long ago things happened.
 fn normalize_table(text: &str) -> String {
     let placeholders = [
         (
@@ -131,24 +120,7 @@ fn normalize_table(text: &str) -> String {
                 .collect()
         })
         .collect();
-    let widths: Vec<usize> = (0..rows.iter().map(Vec::len).max().unwrap_or(0))
-        .map(|c| {
-            rows.iter()
-                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    rows.iter()
-        .map(|row| {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
-            format!("{}\n", cells.join("   ").trim_end())
-        })
-        .collect()
+    nutshell::image::listing::columns(&rows)
 }
 
 fn settings(data: &Path) -> insta::Settings {
@@ -203,7 +175,7 @@ fn the_seeds_workflow_from_a_containerfile_to_a_published_page() {
     common::require_root();
     let registry = Registry::start();
     let netns = Netns::new();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let d = data.path();
     let containers = Containers {
         place: Place::In(&netns),
@@ -441,7 +413,7 @@ fn the_same_workflow_rootless_through_pasta() {
 fn logs_shows_both_streams_and_follow_ends_with_the_container() {
     common::require_root();
     let netns = Netns::new();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let d = data.path();
     let here = Place::In(&netns);
     let _containers = Containers {
@@ -490,7 +462,7 @@ fn logs_shows_both_streams_and_follow_ends_with_the_container() {
 #[ignore = "needs root: run `just test-all`"]
 fn run_flags_reach_the_container_and_rm_leaves_nothing() {
     common::require_root();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let d = data.path();
     let volume = tempfile::tempdir().expect("temp dir");
     std::fs::write(volume.path().join("note"), "from the host\n").unwrap();
@@ -579,7 +551,7 @@ fn run_flags_reach_the_container_and_rm_leaves_nothing() {
 #[ignore = "needs root: run `just test-all`"]
 fn stop_kills_after_the_grace_time_and_kill_rm_top_and_names_work_as_dockers() {
     common::require_root();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let d = data.path();
     let h = Place::Host;
     let _containers = Containers {
@@ -724,7 +696,7 @@ fn stop_kills_after_the_grace_time_and_kill_rm_top_and_names_work_as_dockers() {
 #[ignore = "needs root: run `just test-all`"]
 fn a_detached_container_outlives_the_terminal_it_was_started_from() {
     common::require_root();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let d = data.path();
     let _containers = Containers {
         place: Place::Host,
@@ -767,12 +739,12 @@ fn run_pulls_an_image_the_store_lacks_and_inspect_shows_images_too() {
     let registry = Registry::start();
     let port = registry.address.rsplit(':').next().expect("a port");
     let remote = format!("localhost:{port}/tiny");
-    let pusher = open_data_dir();
+    let pusher = common::open_data_dir();
     let pushed = nutshell(Place::Host, pusher.path(), &["image", "default"]);
     assert!(pushed.status.success(), "{}", stderr(&pushed));
     let pushed = nutshell(Place::Host, pusher.path(), &["push", "default", &remote]);
     assert!(pushed.status.success(), "{}", stderr(&pushed));
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let d = data.path();
     let run = nutshell(
         Place::Host,
@@ -807,7 +779,7 @@ fn run_pulls_an_image_the_store_lacks_and_inspect_shows_images_too() {
 fn a_killed_monitor_is_noticed_and_what_it_left_is_removed() {
     common::require_root();
     let netns = Netns::new();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let d = data.path();
     let here = Place::In(&netns);
     let _containers = Containers {
@@ -928,7 +900,7 @@ impl Terminal {
 #[ignore = "needs root: run `just test-all`"]
 fn run_it_gives_a_raw_terminal_that_follows_the_window_and_takes_ctrl_c() {
     common::require_root();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let d = data.path();
     let mut terminal = Terminal::start(
         d,
@@ -970,7 +942,7 @@ fn run_it_gives_a_raw_terminal_that_follows_the_window_and_takes_ctrl_c() {
 #[ignore = "needs root: run `just test-all`"]
 fn exec_it_gives_a_terminal_in_a_running_container() {
     common::require_root();
-    let data = open_data_dir();
+    let data = common::open_data_dir();
     let d = data.path();
     let _containers = Containers {
         place: Place::Host,

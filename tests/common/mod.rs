@@ -20,6 +20,18 @@ pub fn data_dir() -> tempfile::TempDir {
         .expect("temp data dir")
 }
 
+/// A fresh data directory a container's mapped root can walk into (0755): one whose
+/// layers it reads through the overlay.
+pub fn open_data_dir() -> tempfile::TempDir {
+    let data = data_dir();
+    std::fs::set_permissions(
+        data.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("make the data dir 0755");
+    data
+}
+
 /// A chapter binary (or `nutshell`) with its data directory set to `data`, and its state
 /// directory to `data/state` (see [`state_dir`]).
 pub fn binary(path: &str, data: &Path) -> Command {
