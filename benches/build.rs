@@ -21,6 +21,8 @@
 //! data and state dirs, buildah's storage) is in one temp dir under the target directory,
 //! removed at the end, also on error.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
@@ -107,42 +109,11 @@ impl Drop for Work {
                 }
             }
         }
-        unmount_under(self.path());
+        common::unmount_under(self.path(), "build");
         // Best effort, like the TempDir's own removal after it (when the field drops),
         // and also for read-only dirs (a layer may hold one).
         nutshell::image::layer::remove_layer_dir(self.path());
     }
-}
-
-/// Unmount every mount at or under `dir`, deepest first (best effort).
-fn unmount_under(dir: &Path) {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    // The mount point is the fifth field, with spaces and the like octal-escaped.
-    let mut points: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape_mountinfo(p)))
-        .filter(|p| p.starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for point in points {
-        eprintln!("build bench: unmounting leftover {}", point.display());
-        if let Err(e) = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH) {
-            eprintln!("build bench: umount {}: {e}", point.display());
-        }
-    }
-}
-
-/// `/proc/self/mountinfo` writes a space as `\040`, a tab as `\011`, a newline as `\012`
-/// and a backslash as `\134`.
-fn unescape_mountinfo(field: &str) -> String {
-    field
-        .replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }
 
 /// buildah, with its storage in the bench's temp dir.
@@ -237,7 +208,7 @@ fn run() -> Result<()> {
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o711))
         .context("chmod the bench's temp dir")?;
     let work = Work { dir };
-    let buildah_version = version("buildah", &["--version"]);
+    let buildah_version = common::version("buildah", &["--version"]);
     if buildah_version.is_none() {
         bail!("buildah is not installed (Debian: apt-get install buildah)");
     }
@@ -444,22 +415,6 @@ fn build_once(setup: &Setup, case: Case, seen: &mut Seen) -> Result<Duration> {
             Ok(elapsed)
         }
     }
-}
-
-/// The first line of `program ARGS`, or None if it does not run.
-fn version(program: &str, args: &[&str]) -> Option<String> {
-    let output = Command::new("timeout")
-        .arg("10")
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    Some(text.lines().next().unwrap_or_default().trim().to_string())
 }
 
 impl Case {

@@ -23,10 +23,12 @@
 //! under the target directory, removed at the end, also on error; nothing touches
 //! /var/lib/nutshell or /run/nutshell. Every wait has a timeout.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::process::{Command, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -167,7 +169,7 @@ impl Drop for Work {
                 Err(e) => eprintln!("soak: cleaning up: {e:#}"),
             }
         }
-        unmount_under(self.path());
+        common::unmount_under(self.path(), "soak");
         // Best effort, like the TempDir's own removal after it (when the field drops).
         nutshell::image::layer::remove_layer_dir(self.path());
     }
@@ -463,7 +465,7 @@ fn call_killing(mut command: Command, kill_after: Option<Duration>) -> Result<(O
             killed = true;
         }
     }
-    let status = wait_for(child, COMMAND_TIMEOUT, &format!("{command:?}"))?;
+    let status = common::wait_for(child, COMMAND_TIMEOUT, &format!("{command:?}"))?;
     Ok((
         Output {
             status,
@@ -500,25 +502,6 @@ fn read_back(mut file: fs::File) -> String {
         let _ = file.read_to_string(&mut text);
     }
     text
-}
-
-/// Wait for `child` at most `timeout`; past that, SIGKILL it (by its pid) and fail.
-fn wait_for(mut child: Child, timeout: Duration, what: &str) -> Result<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child
-            .try_wait()
-            .with_context(|| format!("wait for {what}"))?
-        {
-            return Ok(status);
-        }
-        if Instant::now() > deadline {
-            child.kill().with_context(|| format!("kill {what}"))?;
-            child.wait().with_context(|| format!("wait for {what}"))?;
-            bail!("{what} took more than {timeout:?}: killed");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 fn path_str(path: &Path) -> Result<String> {
@@ -757,26 +740,5 @@ fn report(count: usize, tally: &Tally, leaks: &Leaks) {
             "{} containers failed though nothing killed their nutshell: failing",
             tally.failed.len()
         );
-    }
-}
-
-/// Unmount every mount at or under `dir`, deepest first (best effort).
-fn unmount_under(dir: &Path) {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    // The mount point is the fifth field; the soak's paths have nothing to escape.
-    let mut points: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(PathBuf::from)
-        .filter(|p| p.starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for point in points {
-        eprintln!("soak: unmounting leftover {}", point.display());
-        if let Err(e) = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH) {
-            eprintln!("soak: umount {}: {e}", point.display());
-        }
     }
 }

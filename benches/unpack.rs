@@ -18,6 +18,8 @@
 //! `umoci unpack --rootless`. Everything it makes is in one temp dir under the target
 //! directory, removed at the end, also on error.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, BufWriter};
@@ -99,8 +101,8 @@ fn run() -> Result<()> {
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .context("make the bench's temp dir")?;
     let layer = make_layer(work.path()).context("make the layer")?;
-    let umoci = version("umoci", &["--version"]);
-    let tar = version("tar", &["--version"]);
+    let umoci = common::version("umoci", &["--version"]);
+    let tar = common::version("tar", &["--version"]);
     if tar.is_none() {
         bail!("GNU tar is not installed");
     }
@@ -306,22 +308,6 @@ fn has_journal(dir: &Path) -> bool {
                 .to_string_lossy()
                 .starts_with(&format!("{name}-"))
         })
-}
-
-/// The first line of `program ARGS`, or None if it does not run.
-fn version(program: &str, args: &[&str]) -> Option<String> {
-    let output = Command::new("timeout")
-        .arg("10")
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    Some(text.lines().next().unwrap_or_default().trim().to_string())
 }
 
 /// One path the layer holds: where it is on the host, what it is.

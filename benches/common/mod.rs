@@ -1,7 +1,9 @@
-//! What the benches that time commands with hyperfine share (`runtime` and
-//! `workflow`): running a setup command with a timeout, a tool's version, the one
-//! hyperfine run that times commands side by side, the machine line that heads their
-//! tables, and the unmounting their temp dirs need when they are removed.
+//! What the benches share: running a setup command with a timeout, a tool's version,
+//! the one hyperfine run that times commands side by side (`runtime` and `workflow`),
+//! the machine line that heads their tables, and the unmounting their temp dirs need
+//! when they are removed.
+
+#![allow(dead_code)] // each bench uses a different subset
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -186,12 +188,11 @@ pub fn unmount_under(dir: &Path, bench: &str) {
     let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };
-    // The mount point is the fifth field, with spaces and the like octal-escaped; the
-    // benches' paths have none (see `command_line`).
+    // The mount point is the fifth field, with spaces and the like octal-escaped.
     let mut points: Vec<PathBuf> = info
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
-        .map(PathBuf::from)
+        .map(|p| PathBuf::from(unescape_mountinfo(p)))
         .filter(|p| p.starts_with(dir))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
@@ -209,4 +210,13 @@ fn today() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     nutshell::image::pack::rfc3339(now)[..10].to_string()
+}
+
+/// A mountinfo field with its octal escapes (space, tab, newline, backslash) undone.
+fn unescape_mountinfo(field: &str) -> String {
+    field
+        .replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
